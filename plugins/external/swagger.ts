@@ -1,0 +1,38 @@
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { OAuthError, Problem } from '../../schemas/common.js'
+import { CreatedToken } from '../../schemas/tokens.js'
+import { Introspection, TokenInfo } from '../../schemas/oauth.js'
+
+/** OpenAPI 3.1 generated from the route schemas: /documentation/json, and a page at /documentation. */
+export default fp<{ publicUrl: string, version: string }>(async function openapi (fastify, options) {
+  for (const schema of [Problem, OAuthError, CreatedToken, Introspection, TokenInfo]) fastify.addSchema(schema)
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tessera',
+        description: 'A standalone token authority: issues access tokens and answers whether a bearer token is valid, and for whom.',
+        version: options.version
+      },
+      servers: [{ url: options.publicUrl }],
+      tags: [
+        { name: 'oauth', description: 'Validation for services and gateways (RFC 7662, Doorkeeper token info)' },
+        { name: 'tokens', description: 'Personal access tokens' },
+        { name: 'health', description: 'Liveness and readiness' }
+      ],
+      components: {
+        securitySchemes: {
+          basicAuth: { type: 'http', scheme: 'basic', description: 'A user\'s username and password' },
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'A Tessera access token' },
+          clientSecretBasic: { type: 'http', scheme: 'basic', description: 'An application\'s client_id and client_secret (RFC 6749 §2.3.1)' }
+        }
+      }
+    },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}`
+    }
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/documentation', staticCSP: true })
+}, { name: 'openapi' })

@@ -1,0 +1,46 @@
+import { Type, type Static } from 'typebox'
+
+/**
+ * Every setting Tessera reads, with its default. This schema is the single place where a
+ * default lives; `.env.example` and the README table document the same names.
+ * Durations are in seconds; 0 switches a lifetime limit off.
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('production'), Type.Literal('development'), Type.Literal('test')], { default: 'development' }),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  PUBLIC_URL: Type.String({ default: '', pattern: '^(https?://[^\\s/?#]+(/[^\\s?#]*)?)?$' }),
+  TRUST_PROXY: Type.Boolean({ default: false }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)), { default: 'info' }),
+  BODY_LIMIT: Type.Integer({ default: 16384, minimum: 1024, maximum: 1048576 }),
+
+  DATABASE_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.+)?$' }),
+  DATABASE_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
+  DATA_DIR: Type.String({ default: './data', minLength: 1 }),
+
+  TOKEN_PREFIX: Type.String({ default: 'tsr', pattern: '^[a-z][a-z0-9]{1,15}$' }),
+  TOKEN_HMAC_KEY: Type.String({ default: '' }),
+  TOKEN_DEFAULT_LIFETIME: Type.Integer({ default: 7776000, minimum: 0 }),
+  TOKEN_MAX_LIFETIME: Type.Integer({ default: 31536000, minimum: 0 }),
+  SCOPES: Type.String({ default: '' }),
+
+  BASIC_AUTH_ENABLED: Type.Boolean({ default: true }),
+  BOOTSTRAP_ADMIN_USERNAME: Type.String({ default: 'admin' }),
+  BOOTSTRAP_ADMIN_PASSWORD: Type.String({ default: '' }),
+
+  ARGON2_MEMORY_COST: Type.Integer({ default: 65536, minimum: 1024, maximum: 4194304 }),
+  ARGON2_TIME_COST: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),
+
+  CACHE_MAX_ENTRIES: Type.Integer({ default: 100000, minimum: 0 }),
+  CACHE_MAX_BYTES: Type.Integer({ default: 67108864, minimum: 0 }),
+  CACHE_TTL: Type.Integer({ default: 30, minimum: 0, maximum: 3600 }),
+  CACHE_NEGATIVE_TTL: Type.Integer({ default: 5, minimum: 0, maximum: 300 }),
+  CLIENT_CREDENTIAL_CACHE_TTL: Type.Integer({ default: 60, minimum: 0, maximum: 3600 }),
+
+  RATE_LIMIT_WINDOW: Type.Integer({ default: 60, minimum: 1, maximum: 86400 }),
+  RATE_LIMIT_PASSWORD_PER_USER: Type.Integer({ default: 10, minimum: 1 }),
+  RATE_LIMIT_PASSWORD_PER_IP: Type.Integer({ default: 30, minimum: 1 }),
+  RATE_LIMIT_INTROSPECT_PER_CLIENT: Type.Integer({ default: 600000, minimum: 1 })
+})
+
+export type Env = Static<typeof EnvSchema>

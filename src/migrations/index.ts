@@ -1,0 +1,11 @@
+import type { MigrationObject } from '@mikro-orm/core'
+import { Migration20261123141859 } from './Migration20261123141859.js'
+
+/**
+ * Every migration, in order. Listed explicitly (not discovered from the file system) so the
+ * same list runs under TypeScript and from dist/. `npm run migration:create` writes a new file;
+ * add it here.
+ */
+export const migrationsList: MigrationObject[] = [
+  { name: 'Migration20261123141859', class: Migration20261123141859 }
+]

@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+
+/**
+ * Never logged: credentials in headers, and any body or object field that could hold a
+ * secret. Fastify's default serializers log neither headers nor bodies; this is the second lock.
+ */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'password',
+  'token',
+  'secret',
+  'client_secret',
+  'access_token',
+  '*.password',
+  '*.token',
+  '*.sha1',
+  '*.secret',
+  '*.client_secret',
+  '*.access_token',
+  '*.authorization'
+]
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** Fastify options shared by server.ts and the tests. */
+export function serverOptions (config: Config, logger: FastifyServerOptions['logger'] = undefined): FastifyServerOptions {
+  return {
+    logger: logger ?? {
+      level: config.LOG_LEVEL,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' }
+    },
+    bodyLimit: config.BODY_LIMIT,
+    trustProxy: config.TRUST_PROXY,
+    // Accept a sane incoming X-Request-Id (from a gateway) so logs correlate; otherwise make one.
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const incoming = request.headers['x-request-id']
+      return typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID()
+    },
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        coerceTypes: 'array',
+        removeAdditional: false,
+        allErrors: true
+      }
+    },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 }
+  }
+}

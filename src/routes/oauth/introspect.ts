@@ -1,0 +1,78 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { Errors } from '../../errors.js'
+import { IntrospectBody } from '../../../schemas/oauth.js'
+import { oauthErrors } from '../../../schemas/common.js'
+import { introspectionResponse, INACTIVE } from '../../services/introspection.js'
+import { requireFormBody } from './form.js'
+
+/**
+ * POST /oauth/introspect — RFC 7662. The hot path: checksum, digest and a cache hit in the
+ * common case; the database only on a miss; never argon2 (client credentials are cached).
+ */
+const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
+  const { resolver } = fastify.services
+  const issuer = fastify.config.publicUrl
+
+  fastify.post('/oauth/introspect', {
+    schema: {
+      tags: ['oauth'],
+      summary: 'Introspect a token (RFC 7662)',
+      description: 'The caller authenticates as an application holding the `introspect` scope (client_secret_basic, or client_id and client_secret in the form: client_secret_post) or with a bearer token holding `introspect`. Anything but an active token — unknown, malformed, expired, revoked, owner suspended — is exactly `{"active": false}`.',
+      security: [{ clientSecretBasic: [] }, { bearerAuth: [] }, {}],
+      consumes: ['application/x-www-form-urlencoded'],
+      body: IntrospectBody,
+      response: {
+        200: { $ref: 'Introspection' },
+        ...oauthErrors(400, 401, 403, 415, 429, 503)
+      }
+    },
+    config: {
+      oauthErrors: true,
+      rateLimit: {
+        max: fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT,
+        timeWindow: fastify.config.RATE_LIMIT_WINDOW * 1000,
+        keyGenerator: introspectionCallerKey
+      }
+    },
+    preValidation: requireFormBody
+  }, async function (request, reply) {
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+    const caller = await fastify.authenticateCaller(request, request.body)
+    const scopes = caller.kind === 'client' ? caller.client.scopes : caller.token.effectiveScope.split(' ')
+    if (!scopes.includes('introspect')) {
+      throw Object.assign(new Errors.Forbidden('the caller is not allowed to introspect tokens (it lacks the introspect scope)'), { oauthError: 'insufficient_scope' })
+    }
+    const { token } = request.body
+    if (caller.kind === 'token' && resolver.isWellFormed(token) && resolver.digest(token) === resolver.digest(bearerOf(request))) {
+      // RFC 7662 §2.1: a protected resource does not introspect the token it authenticated with.
+      throw Object.assign(new Errors.BadRequest('a token cannot be used to introspect itself'), { oauthError: 'invalid_request' })
+    }
+    const record = await resolver.resolve(token)
+    if (record === null) return INACTIVE
+    const audiences = caller.kind === 'client' ? caller.client.introspectionAudiences : null
+    return introspectionResponse(record, issuer, audiences)
+  })
+}
+
+function bearerOf (request: FastifyRequest): string {
+  const header = request.headers.authorization ?? ''
+  return header.slice(header.indexOf(' ') + 1).trim()
+}
+
+/** Rate-limit key: the client the caller claims to be (checked afterwards), else its address. */
+function introspectionCallerKey (request: FastifyRequest): string {
+  const header = request.headers.authorization
+  if (header !== undefined && header.length > 6) {
+    if (/^basic /i.test(header)) {
+      const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
+      return `client:${decoded.slice(0, Math.max(0, decoded.indexOf(':')))}`
+    }
+    return `bearer:${header.slice(-12)}`
+  }
+  const body = request.body as { client_id?: unknown } | undefined
+  if (typeof body?.client_id === 'string') return `client:${body.client_id}`
+  return `ip:${request.ip}`
+}
+
+export default introspect

@@ -1,0 +1,48 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Errors, withChallenge } from '../../errors.js'
+import { oauthErrors } from '../../../schemas/common.js'
+import { bearerChallenge, parseAuthorization } from '../../../plugins/app/authentication.js'
+
+/** GET /oauth/token/info — Doorkeeper's token info, with the pre-5.x field names too. */
+const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
+  const { resolver } = fastify.services
+
+  fastify.get('/oauth/token/info', {
+    schema: {
+      tags: ['oauth'],
+      summary: 'Describe the bearer token (Doorkeeper style)',
+      description: 'Send the token as `Authorization: Bearer …`. 401 with `WWW-Authenticate` when it is missing or not active.',
+      security: [{ bearerAuth: [] }],
+      response: {
+        200: { $ref: 'TokenInfo' },
+        ...oauthErrors(401, 503)
+      }
+    },
+    config: { oauthErrors: true }
+  }, async function (request, reply) {
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+    const authorization = parseAuthorization(request.headers.authorization)
+    if (authorization?.scheme !== 'bearer') {
+      throw withChallenge(Object.assign(new Errors.Unauthorized('a bearer token is required in the Authorization header'), { oauthError: 'invalid_token' }),
+        authorization === null ? bearerChallenge() : bearerChallenge('invalid_request', 'Use the Bearer scheme'))
+    }
+    const record = await resolver.resolve(authorization.token)
+    if (record === null) {
+      throw withChallenge(Object.assign(new Errors.Unauthorized('the access token is invalid, expired or revoked'), { oauthError: 'invalid_token' }),
+        bearerChallenge('invalid_token', 'The access token is invalid'))
+    }
+    const expiresIn = record.expiresAt === null ? null : Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000))
+    const scope = record.effectiveScope.split(' ')
+    return {
+      resource_owner_id: record.userId,
+      scope,
+      expires_in: expiresIn,
+      application: { uid: record.clientId },
+      created_at: record.createdAt,
+      scopes: scope,
+      expires_in_seconds: expiresIn
+    }
+  })
+}
+
+export default tokenInfo

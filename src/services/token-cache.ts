@@ -1,0 +1,142 @@
+import { LRUCache } from 'lru-cache'
+
+/** What the hot path needs to answer for a token, as read from the database. */
+export interface TokenRecord {
+  id: string
+  name: string
+  /** Scopes as granted. */
+  scopes: string[]
+  /** Effective scopes (implied ones included), space-separated, as introspection reports them. */
+  effectiveScope: string
+  audience: string[] | null
+  userId: string | null
+  username: string | null
+  applicationId: string
+  clientId: string
+  /** Unix seconds. */
+  createdAt: number
+  /** Unix milliseconds, or null for a token that never expires. */
+  expiresAt: number | null
+  revoked: boolean
+  ownerActive: boolean
+}
+
+const UNKNOWN = Symbol('unknown token')
+type Entry = TokenRecord | typeof UNKNOWN
+
+export interface TokenCacheOptions {
+  maxEntries: number
+  maxBytes: number
+  /** Seconds a known token is trusted without asking the database again. */
+  ttl: number
+  /** Seconds an unknown digest is remembered as unknown. */
+  negativeTtl: number
+}
+
+export interface CacheStats {
+  hits: number
+  misses: number
+  evictions: number
+}
+
+/**
+ * Bounded (entries and bytes) in-process cache of token records by digest. An entry never
+ * outlives its token's expiry, and revocation, suspension and deletion remove entries
+ * synchronously on this instance.
+ */
+export class TokenCache {
+  readonly #lru: LRUCache<string, Entry> | undefined
+  readonly #ttlMs: number
+  readonly #negativeTtlMs: number
+  readonly stats: CacheStats = { hits: 0, misses: 0, evictions: 0 }
+
+  constructor (options: TokenCacheOptions) {
+    this.#ttlMs = options.ttl * 1000
+    this.#negativeTtlMs = options.negativeTtl * 1000
+    if (options.maxEntries === 0 || options.ttl === 0) return
+    this.#lru = new LRUCache<string, Entry>({
+      max: options.maxEntries,
+      ...(options.maxBytes > 0 ? { maxSize: options.maxBytes, sizeCalculation: estimateSize } : {}),
+      ttl: this.#ttlMs,
+      // Expired entries are dropped when read; no timers on the hot path.
+      ttlAutopurge: false,
+      dispose: (_value, _key, reason) => {
+        if (reason === 'evict') this.stats.evictions++
+      }
+    })
+  }
+
+  get enabled (): boolean {
+    return this.#lru !== undefined
+  }
+
+  get size (): number {
+    return this.#lru?.size ?? 0
+  }
+
+  /** The cached record, `null` for a digest known to be unknown, `undefined` on a miss. */
+  get (digest: string): TokenRecord | null | undefined {
+    const entry = this.#lru?.get(digest)
+    if (entry === undefined) {
+      this.stats.misses++
+      return undefined
+    }
+    this.stats.hits++
+    return entry === UNKNOWN ? null : entry
+  }
+
+  set (digest: string, record: TokenRecord, now = Date.now()): void {
+    if (this.#lru === undefined) return
+    let ttl = this.#ttlMs
+    if (record.expiresAt !== null) ttl = Math.min(ttl, record.expiresAt - now)
+    if (ttl <= 0) return
+    this.#lru.set(digest, record, { ttl })
+  }
+
+  setUnknown (digest: string): void {
+    if (this.#lru === undefined || this.#negativeTtlMs === 0) return
+    this.#lru.set(digest, UNKNOWN, { ttl: this.#negativeTtlMs })
+  }
+
+  /** Forgets a digest (for example a negative entry once a token with that digest exists). */
+  forget (digest: string): void {
+    this.#lru?.delete(digest)
+  }
+
+  /** Drops every entry matching `predicate`; used for revocation, suspension, deletion. */
+  invalidate (predicate: (record: TokenRecord) => boolean): number {
+    if (this.#lru === undefined) return 0
+    let removed = 0
+    for (const [digest, entry] of this.#lru.entries()) {
+      if (entry !== UNKNOWN && predicate(entry)) {
+        this.#lru.delete(digest)
+        removed++
+      }
+    }
+    return removed
+  }
+
+  invalidateToken (tokenId: string): number {
+    return this.invalidate((record) => record.id === tokenId)
+  }
+
+  invalidateUser (userId: string): number {
+    return this.invalidate((record) => record.userId === userId)
+  }
+
+  invalidateApplication (applicationId: string): number {
+    return this.invalidate((record) => record.applicationId === applicationId)
+  }
+
+  clear (): void {
+    this.#lru?.clear()
+  }
+}
+
+function estimateSize (entry: Entry, digest: string): number {
+  if (entry === UNKNOWN) return 64 + digest.length * 2
+  let size = 400 + digest.length * 2 + entry.name.length * 2 + entry.effectiveScope.length * 2 + entry.clientId.length * 2
+  for (const scope of entry.scopes) size += 40 + scope.length * 2
+  for (const aud of entry.audience ?? []) size += 40 + aud.length * 2
+  return size + (entry.username?.length ?? 0) * 2
+}

@@ -1,0 +1,104 @@
+import { effectiveScopes } from './scopes.js'
+import type { TokenCache, TokenRecord } from './token-cache.js'
+import { isWellFormedToken, type SecretDigester } from './token-format.js'
+
+/** Reads one token by digest from the store; `null` when no token has that digest. */
+export type TokenLookup = (digest: string) => Promise<TokenRecord | null>
+
+export interface TokenRow {
+  id: string
+  name: string
+  scopes: string[]
+  audience: string[] | null
+  user_id: string | null
+  username: string | null
+  suspended_at: Date | string | null
+  application_id: string
+  client_id: string
+  created_at: Date | string
+  expires_at: Date | string | null
+  revoked_at: Date | string | null
+}
+
+/** The single SQL statement behind a cache miss: one unique-index probe plus two primary-key joins. */
+export const TOKEN_LOOKUP_SQL = `select t.id, t.name, t.scopes, t.audience, t.user_id, u.username, u.suspended_at,
+  t.application_id, a.client_id, t.created_at, t.expires_at, t.revoked_at
+  from access_tokens t
+  join applications a on a.id = t.application_id
+  left join users u on u.id = t.user_id
+  where t.digest = ?`
+
+export function recordFromRow (row: TokenRow): TokenRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    scopes: row.scopes,
+    effectiveScope: effectiveScopes(row.scopes).join(' '),
+    audience: row.audience !== null && row.audience.length > 0 ? row.audience : null,
+    userId: row.user_id,
+    username: row.username,
+    applicationId: row.application_id,
+    clientId: row.client_id,
+    createdAt: Math.floor(new Date(row.created_at).getTime() / 1000),
+    expiresAt: row.expires_at === null ? null : new Date(row.expires_at).getTime(),
+    revoked: row.revoked_at !== null,
+    // A token with an owner is only as alive as its owner; the join yields null once deleted.
+    ownerActive: row.user_id === null || (row.username !== null && row.suspended_at === null)
+  }
+}
+
+export function isActive (record: TokenRecord, now = Date.now()): boolean {
+  return !record.revoked && record.ownerActive && (record.expiresAt === null || record.expiresAt > now)
+}
+
+export interface TokenResolverOptions {
+  prefix: string
+  digester: SecretDigester
+  cache: TokenCache
+  lookup: TokenLookup
+}
+
+/**
+ * The introspection hot path: format and checksum check (no I/O), one digest, one cache
+ * lookup; only a miss reaches the database. Returns the record of an **active** token, or
+ * null for anything else (malformed, unknown, expired, revoked, owner suspended or gone).
+ * A database failure propagates: callers answer 503, never "active".
+ */
+export class TokenResolver {
+  readonly #prefix: string
+  readonly #digester: SecretDigester
+  readonly #cache: TokenCache
+  readonly #lookup: TokenLookup
+
+  constructor (options: TokenResolverOptions) {
+    this.#prefix = options.prefix
+    this.#digester = options.digester
+    this.#cache = options.cache
+    this.#lookup = options.lookup
+  }
+
+  /** Whether the string even looks like one of our tokens (no I/O). */
+  isWellFormed (token: string): boolean {
+    return isWellFormedToken(token, this.#prefix)
+  }
+
+  digest (token: string): string {
+    return this.#digester.digest(token)
+  }
+
+  async resolve (token: string): Promise<TokenRecord | null> {
+    if (!isWellFormedToken(token, this.#prefix)) return null
+    const record = await this.resolveDigest(this.#digester.digest(token))
+    return record !== null && isActive(record) ? record : null
+  }
+
+  /** The record for a digest whatever its state (inactive ones included), or null if unknown. */
+  async resolveDigest (digest: string): Promise<TokenRecord | null> {
+    const cached = this.#cache.get(digest)
+    if (cached !== undefined) return cached
+    const record = await this.#lookup(digest)
+    if (record === null) this.#cache.setUnknown(digest)
+    else this.#cache.set(digest, record)
+    return record
+  }
+}

@@ -1,0 +1,157 @@
+import { LockMode, type EntityManager } from '@mikro-orm/core'
+import { AccessToken } from '../entities/access-token.js'
+import type { Application } from '../entities/application.js'
+import type { User } from '../entities/user.js'
+import { Errors } from '../errors.js'
+import { recordAudit, type Actor } from './audit.js'
+import { uuidv7 } from './ids.js'
+import { UnknownScopesError, type ScopeCatalogue } from './scopes.js'
+import type { TokenCache } from './token-cache.js'
+import { generateToken, lastEight, type SecretDigester } from './token-format.js'
+
+export interface LifetimeLimits {
+  /** Seconds; 0 means tokens without an explicit expiry never expire. */
+  defaultLifetime: number
+  /** Seconds; 0 means no maximum. */
+  maxLifetime: number
+}
+
+export interface ExpiryInput {
+  expires_at?: string | null
+  expires_in?: number
+}
+
+/**
+ * Turns `expires_at` / `expires_in` into an expiry date (or null: never), applying the
+ * configured default and maximum. Throws a 400 that names the problem.
+ */
+export function resolveExpiry (input: ExpiryInput, limits: LifetimeLimits, now: Date): Date | null {
+  if (input.expires_at !== undefined && input.expires_in !== undefined) {
+    throw new Errors.BadRequest('give either expires_at or expires_in, not both')
+  }
+  let expiresAt: Date | null
+  if (input.expires_in !== undefined) {
+    expiresAt = new Date(now.getTime() + input.expires_in * 1000)
+  } else if (input.expires_at === null) {
+    expiresAt = null
+  } else if (input.expires_at !== undefined) {
+    expiresAt = new Date(input.expires_at)
+    if (Number.isNaN(expiresAt.getTime())) throw new Errors.BadRequest('expires_at must be an RFC 3339 date-time')
+    if (expiresAt.getTime() <= now.getTime()) throw new Errors.BadRequest('expires_at must be in the future')
+  } else {
+    expiresAt = limits.defaultLifetime > 0 ? new Date(now.getTime() + limits.defaultLifetime * 1000) : null
+  }
+  if (limits.maxLifetime > 0) {
+    if (expiresAt === null) {
+      throw new Errors.BadRequest(`tokens must expire on this server: the maximum lifetime is ${limits.maxLifetime} seconds`)
+    }
+    // One second of slack for clients computing expires_at from the maximum with their own clock.
+    if (expiresAt.getTime() - now.getTime() > (limits.maxLifetime + 1) * 1000) {
+      throw new Errors.BadRequest(`the token lifetime exceeds the maximum of ${limits.maxLifetime} seconds`)
+    }
+  }
+  return expiresAt
+}
+
+export interface NewTokenInput {
+  name: string
+  scopes: string[]
+  audience?: string[] | null
+  expires_at?: string | null
+  expires_in?: number
+}
+
+export interface IssuedToken {
+  token: AccessToken
+  /** The plaintext: returned to the caller once, never stored or logged. */
+  plaintext: string
+}
+
+export interface TokenIssuerDeps {
+  scopes: ScopeCatalogue
+  digester: SecretDigester
+  cache: TokenCache
+  prefix: string
+  limits: LifetimeLimits
+}
+
+/**
+ * Issues an access token for `owner` (a user, or null for an application's own token) in `em`'s
+ * current transaction, with its audit event. The owner row is locked so two concurrent requests
+ * cannot both take the same name.
+ */
+export async function issueToken (
+  em: EntityManager,
+  deps: TokenIssuerDeps,
+  params: { owner: User | null, application: Application, input: NewTokenInput, actor: Actor, now?: Date }
+): Promise<IssuedToken> {
+  const { owner, application, input, actor } = params
+  const now = params.now ?? new Date()
+  const name = input.name.trim()
+  if (name === '' || name.length > 100) throw new Errors.BadRequest('name must be 1–100 characters (not only spaces)')
+
+  let scopes: string[]
+  try {
+    scopes = deps.scopes.validate(input.scopes)
+  } catch (error) {
+    if (error instanceof UnknownScopesError) throw new Errors.InvalidScope(error.message)
+    throw error
+  }
+  if (scopes.includes('admin') && owner !== null && !owner.admin) {
+    throw new Errors.Forbidden('only administrators may hold a token with the admin scope')
+  }
+  const audience = normaliseAudience(input.audience)
+  const expiresAt = resolveExpiry(input, deps.limits, now)
+
+  if (owner !== null) {
+    await em.lock(owner, LockMode.PESSIMISTIC_WRITE)
+    const clash = await em.count(AccessToken, {
+      user: owner,
+      name,
+      revokedAt: null,
+      $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }]
+    })
+    if (clash > 0) throw new Errors.Conflict(`a live token named "${name}" already exists for ${owner.username}`)
+  }
+
+  const plaintext = generateToken(deps.prefix)
+  const digest = deps.digester.digest(plaintext)
+  const token = em.create(AccessToken, {
+    id: uuidv7(),
+    name,
+    digest,
+    lastEight: lastEight(plaintext),
+    scopes,
+    audience,
+    user: owner,
+    application,
+    createdBy: actor.id,
+    expiresAt
+  })
+  deps.cache.forget(digest)
+  recordAudit(em, actor, 'token.created', { type: 'token', id: token.id, label: name }, {
+    owner: owner?.username ?? null,
+    client_id: application.clientId,
+    scopes,
+    expires_at: expiresAt?.toISOString() ?? null
+  })
+  return { token, plaintext }
+}
+
+function normaliseAudience (audience: string[] | null | undefined): string[] | null {
+  if (audience == null || audience.length === 0) return null
+  const unique = [...new Set(audience.map((entry) => entry.trim()))]
+  if (unique.some((entry) => entry === '')) throw new Errors.BadRequest('audience entries must not be empty')
+  return unique
+}
+
+/**
+ * Revokes a token in `em`'s current transaction with its audit event. The caller drops the
+ * cache entry (TokenCache.invalidateToken) after the commit, before answering.
+ */
+export function revokeToken (em: EntityManager, token: AccessToken, actor: Actor, reason: string, now = new Date()): boolean {
+  if (token.revokedAt != null) return false
+  token.revokedAt = now
+  recordAudit(em, actor, 'token.revoked', { type: 'token', id: token.id, label: token.name }, { reason })
+  return true
+}
