@@ -8,10 +8,16 @@ import swagger from '../plugins/external/swagger.js'
 import services from '../plugins/app/services.js'
 import errorHandler from '../plugins/app/error-handler.js'
 import authentication from '../plugins/app/authentication.js'
+import authorization from '../plugins/app/authorization.js'
+import links from '../plugins/app/links.js'
 import health from './routes/health/index.js'
 import introspect from './routes/oauth/introspect.js'
 import tokenInfo from './routes/oauth/token-info.js'
 import userTokens from './routes/users/tokens.js'
+import adminUsers from './routes/admin/users.js'
+import adminTokens from './routes/admin/tokens.js'
+import adminApplications from './routes/admin/applications.js'
+import adminAudit from './routes/admin/audit.js'
 import { VERSION } from './version.js'
 
 export interface AppOptions {
@@ -42,12 +48,18 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(services, { config })
   await fastify.register(errorHandler)
   await fastify.register(authentication)
+  await fastify.register(authorization)
+  await fastify.register(links)
 
   // 3. routes
   await fastify.register(health)
   await fastify.register(introspect)
   await fastify.register(tokenInfo)
   await fastify.register(userTokens)
+  await fastify.register(adminUsers)
+  await fastify.register(adminTokens)
+  await fastify.register(adminApplications)
+  await fastify.register(adminAudit)
 }
 
 export default fp(app, { name: 'tessera' })

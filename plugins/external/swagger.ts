@@ -4,10 +4,12 @@ import swaggerUi from '@fastify/swagger-ui'
 import { OAuthError, Problem } from '../../schemas/common.js'
 import { CreatedToken } from '../../schemas/tokens.js'
 import { Introspection, TokenInfo } from '../../schemas/oauth.js'
+import { TokenView } from '../../schemas/listing.js'
+import { ApplicationView, ApplicationWithSecret, AuditEventView, UserView } from '../../schemas/admin.js'
 
 /** OpenAPI 3.1 generated from the route schemas: /documentation/json, and a page at /documentation. */
 export default fp<{ publicUrl: string, version: string }>(async function openapi (fastify, options) {
-  for (const schema of [Problem, OAuthError, CreatedToken, Introspection, TokenInfo]) fastify.addSchema(schema)
+  for (const schema of [Problem, OAuthError, CreatedToken, Introspection, TokenInfo, TokenView, UserView, ApplicationView, ApplicationWithSecret, AuditEventView]) fastify.addSchema(schema)
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -20,6 +22,7 @@ export default fp<{ publicUrl: string, version: string }>(async function openapi
       tags: [
         { name: 'oauth', description: 'Validation for services and gateways (RFC 7662, Doorkeeper token info)' },
         { name: 'tokens', description: 'Personal access tokens' },
+        { name: 'admin', description: 'Administration and provisioning (a bearer token with the admin scope, held by an admin user)' },
         { name: 'health', description: 'Liveness and readiness' }
       ],
       components: {

@@ -1,0 +1,160 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { AccessToken } from '../../entities/access-token.js'
+import { User } from '../../entities/user.js'
+import { Errors } from '../../errors.js'
+import { problems } from '../../../schemas/common.js'
+import { TokenLookupResult, TokenRevokeResult, TokenValues, UserTokenParams } from '../../../schemas/admin.js'
+import { PageQuery, TokenFilterQuery } from '../../../schemas/listing.js'
+import { CreateTokenBody, UsernameParams } from '../../../schemas/tokens.js'
+import { findInternalApplication } from '../../services/applications.js'
+import { pageLinks } from '../../services/pagination.js'
+import { findTokenByReference, listTokensByPage, revokeAndForget, tokenFilterQuery, toTokenView } from '../../services/token-management.js'
+import { isWellFormedToken, lastEight } from '../../services/token-format.js'
+import { issueToken, revokeToken } from '../../services/tokens.js'
+import { findUserByUsername } from '../../services/users.js'
+import { serializeCreatedToken } from '../users/serialize.js'
+
+const security = [{ bearerAuth: [] }]
+
+/** Tokens of any user, and leaked tokens by value: /api/v1/admin/users/{username}/tokens, /api/v1/admin/tokens/*. */
+const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
+  const { services, config } = fastify
+  fastify.addHook('onRequest', fastify.requireAdmin)
+
+  async function userOr404 (em: ReturnType<typeof fastify.orm.em.fork>, username: string): Promise<User> {
+    const user = await findUserByUsername(em, username)
+    if (user === null) throw new Errors.NotFound(`no user named "${username}"`)
+    return user
+  }
+
+  fastify.get('/api/v1/admin/users/:username/tokens', {
+    schema: {
+      tags: ['admin'],
+      summary: 'List a user\'s tokens (page/limit, X-Total-Count, Link; filters)',
+      description: 'Filters: `state` (active, expired, revoked; all by default), `q` (name contains), and created/last-used/expires before/after.',
+      security,
+      params: UsernameParams,
+      querystring: Type.Object({ ...PageQuery.properties, ...TokenFilterQuery.properties }),
+      response: { 200: Type.Array(Type.Ref('TokenView')), ...problems(400, 401, 403, 404) }
+    }
+  }, async function (request, reply) {
+    const em = fastify.orm.em.fork()
+    const user = await userOr404(em, request.params.username)
+    const { page = 1, limit = 20, ...filters } = request.query
+    const { items, total } = await listTokensByPage(em, { $and: [{ user }, tokenFilterQuery(filters)] }, page, limit)
+    reply.header('x-total-count', String(total)).links(request, pageLinks(page, limit, total))
+    const now = new Date()
+    return items.map((token) => toTokenView(token, now))
+  })
+
+  fastify.post('/api/v1/admin/users/:username/tokens', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Create a token for a user (provisioning; works with Basic auth disabled)',
+      description: 'Same body and answer as the self-service route. The token records the admin in `created_by`.',
+      security,
+      params: UsernameParams,
+      body: CreateTokenBody,
+      response: { 201: { $ref: 'CreatedToken' }, ...problems(400, 401, 403, 404, 409, 503) }
+    }
+  }, async function (request, reply) {
+    const principal = request.principal!
+    const em = fastify.orm.em.fork()
+    const application = await findInternalApplication(em)
+    if (application === null) throw new Errors.InternalApplicationMissing()
+    const issued = await em.transactional(async (tx) => {
+      const owner = await userOr404(tx, request.params.username)
+      if (!owner.isActive()) throw new Errors.Conflict(`${owner.username} is suspended; unsuspend the user first`)
+      return await issueToken(tx, services.issuer, { owner, application, input: request.body, actor: principal.actor })
+    })
+    return reply.code(201).header('cache-control', 'no-store').header('pragma', 'no-cache').send(serializeCreatedToken(issued))
+  })
+
+  fastify.delete('/api/v1/admin/users/:username/tokens/:token', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Revoke a user\'s token by id, or else by name',
+      description: '404 when nothing matches; 422 when the value is one token\'s id and another\'s name, or names several tokens.',
+      security,
+      params: UserTokenParams,
+      response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 422) }
+    }
+  }, async function (request, reply) {
+    const em = fastify.orm.em.fork()
+    const user = await userOr404(em, request.params.username)
+    const token = await findTokenByReference(em, user, request.params.token)
+    await revokeAndForget(em, services.cache, token, request.principal!.actor, 'revoked by an administrator')
+    return reply.code(204).send(null)
+  })
+
+  function valuesOf (body: { token?: string, tokens?: string[] }): string[] {
+    if ((body.token === undefined) === (body.tokens === undefined)) throw new Errors.BadRequest('give either "token" (one value) or "tokens" (a list), not both and not neither')
+    return body.tokens ?? [body.token as string]
+  }
+
+  async function findByValue (em: ReturnType<typeof fastify.orm.em.fork>, value: string): Promise<AccessToken | null | 'malformed'> {
+    if (!isWellFormedToken(value, config.TOKEN_PREFIX)) return 'malformed'
+    return await em.findOne(AccessToken, { digest: services.digester.digest(value) }, { populate: ['application', 'user'] })
+  }
+
+  fastify.post('/api/v1/admin/tokens/lookup', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Identify tokens by their value (a leaked token from a scanner report)',
+      description: 'Answers, in input order, whose each token is, its scopes and whether it is live — never the secret. Unknown and malformed values are reported, not errors.',
+      security,
+      body: TokenValues,
+      response: { 200: Type.Array(TokenLookupResult), ...problems(400, 401, 403) }
+    }
+  }, async function (request, reply) {
+    const em = fastify.orm.em.fork()
+    const now = new Date()
+    const results = []
+    for (const value of valuesOf(request.body)) {
+      const found = await findByValue(em, value)
+      if (found === null || found === 'malformed') {
+        results.push({ token_last_eight: lastEight(value), found: false, active: false, reason: found === null ? 'unknown' : 'malformed', token: null })
+        continue
+      }
+      const view = toTokenView(found, now)
+      const ownerSuspended = found.user != null && found.user.suspendedAt != null
+      const active = view.state === 'active' && !ownerSuspended
+      results.push({ token_last_eight: lastEight(value), found: true, active, reason: active ? null : (view.state !== 'active' ? view.state : 'owner_suspended'), token: view })
+    }
+    reply.header('cache-control', 'no-store')
+    return results
+  })
+
+  fastify.post('/api/v1/admin/tokens/revoke', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Revoke tokens by their value, in bulk (GitHub\'s credential revocation)',
+      description: 'Each value is reported: revoked, already_revoked, unknown or malformed. Unknown values are not an error. Revocation takes effect before the answer.',
+      security,
+      body: TokenValues,
+      response: { 200: Type.Array(TokenRevokeResult), ...problems(400, 401, 403) }
+    }
+  }, async function (request) {
+    const values = valuesOf(request.body)
+    const principal = request.principal!
+    const em = fastify.orm.em.fork()
+    const results = await em.transactional(async (tx) => {
+      const out = []
+      for (const value of values) {
+        const found = await findByValue(tx, value)
+        if (found === null || found === 'malformed') {
+          out.push({ token_last_eight: lastEight(value), result: found === null ? 'unknown' as const : 'malformed' as const, token_id: null, owner: null })
+          continue
+        }
+        const revoked = revokeToken(tx, found, principal.actor, 'revoked by value by an administrator')
+        out.push({ token_last_eight: lastEight(value), result: revoked ? 'revoked' as const : 'already_revoked' as const, token_id: found.id, owner: found.user?.username ?? null })
+      }
+      return out
+    })
+    for (const result of results) if (result.token_id !== null) services.cache.invalidateToken(result.token_id)
+    return results
+  })
+}
+
+export default adminTokens

@@ -1,0 +1,100 @@
+import type { EntityManager, FilterQuery } from '@mikro-orm/core'
+import { User } from '../entities/user.js'
+import { Errors } from '../errors.js'
+import { recordAudit, type Actor } from './audit.js'
+import type { PasswordHasher } from './passwords.js'
+import { MIN_PASSWORD_LENGTH } from './users.js'
+
+/** Serialises changes to admin rights and suspension across replicas (see assertAdminRemains). */
+const ADMIN_CHANGE_LOCK = 7_466_548
+
+export interface UserPatch {
+  suspended?: boolean
+  admin?: boolean
+  password?: string | null
+  email?: string | null
+}
+
+export interface UserFilters {
+  q?: string
+  state?: 'active' | 'suspended' | 'all'
+  admin?: boolean
+  created_before?: string
+  created_after?: string
+}
+
+export function userFilterQuery (filters: UserFilters): FilterQuery<User> {
+  const and: Array<FilterQuery<User>> = []
+  if (filters.state === 'active') and.push({ suspendedAt: null })
+  if (filters.state === 'suspended') and.push({ suspendedAt: { $ne: null } })
+  if (filters.admin !== undefined) and.push({ admin: filters.admin })
+  if (filters.q !== undefined && filters.q !== '') and.push({ username: { $ilike: `%${filters.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` } })
+  if (filters.created_before !== undefined) and.push({ createdAt: { $lt: new Date(filters.created_before) } })
+  if (filters.created_after !== undefined) and.push({ createdAt: { $gt: new Date(filters.created_after) } })
+  return and.length === 0 ? {} : { $and: and }
+}
+
+/**
+ * Refuses a change that would leave no active administrator. Takes a transaction-scoped
+ * advisory lock first, so two concurrent demotions cannot both pass the check.
+ */
+async function assertAdminRemains (em: EntityManager, target: User): Promise<void> {
+  if (!target.admin || !target.isActive()) return
+  await em.getConnection().execute('select pg_advisory_xact_lock(?)', [ADMIN_CHANGE_LOCK], 'all', em.getTransactionContext())
+  const others = await em.count(User, { admin: true, suspendedAt: null, id: { $ne: target.id } })
+  if (others === 0) throw new Errors.Conflict(`${target.username} is the last active administrator; make another user an administrator first`)
+}
+
+/** Applies an admin's change to a user, with audit events, in `em`'s transaction. */
+export async function updateUser (em: EntityManager, hasher: PasswordHasher, target: User, patch: UserPatch, actor: Actor): Promise<{ ownerAccessChanged: boolean }> {
+  if (Object.keys(patch).length === 0) throw new Errors.BadRequest('nothing to change: give suspended, admin, password or email')
+  const removesAdmin = (patch.admin === false && target.admin) || (patch.suspended === true && target.isActive())
+  if (removesAdmin) await assertAdminRemains(em, target)
+
+  let ownerAccessChanged = false
+  if (patch.suspended !== undefined && patch.suspended !== !target.isActive()) {
+    target.suspendedAt = patch.suspended ? new Date() : null
+    ownerAccessChanged = true
+    recordAudit(em, actor, patch.suspended ? 'user.suspended' : 'user.unsuspended', { type: 'user', id: target.id, label: target.username })
+  }
+  const changed: string[] = []
+  if (patch.admin !== undefined && patch.admin !== target.admin) {
+    target.admin = patch.admin
+    ownerAccessChanged = true
+    changed.push('admin')
+  }
+  if (patch.password !== undefined) {
+    if (patch.password !== null && patch.password.length < MIN_PASSWORD_LENGTH) {
+      throw new Errors.BadRequest(`password must be at least ${MIN_PASSWORD_LENGTH} characters`)
+    }
+    target.passwordHash = patch.password === null ? null : await hasher.hash(patch.password)
+    changed.push(patch.password === null ? 'password removed' : 'password')
+  }
+  if (patch.email !== undefined && patch.email !== target.email) {
+    target.email = patch.email
+    changed.push('email')
+  }
+  if (changed.length > 0) {
+    recordAudit(em, actor, 'user.updated', { type: 'user', id: target.id, label: target.username }, { changed, ...(patch.admin !== undefined ? { admin: target.admin } : {}) })
+  }
+  return { ownerAccessChanged }
+}
+
+/** Deletes a user (their tokens go with them), with its audit event, in `em`'s transaction. */
+export async function deleteUser (em: EntityManager, target: User, actor: Actor): Promise<void> {
+  await assertAdminRemains(em, target)
+  recordAudit(em, actor, 'user.deleted', { type: 'user', id: target.id, label: target.username })
+  em.remove(target)
+}
+
+export function toUserView (user: User) {
+  return {
+    id: user.id,
+    username: user.username,
+    email: user.email ?? null,
+    admin: user.admin,
+    suspended: user.suspendedAt != null,
+    suspended_at: user.suspendedAt?.toISOString() ?? null,
+    created_at: user.createdAt.toISOString()
+  }
+}
