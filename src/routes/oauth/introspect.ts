@@ -24,12 +24,14 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
       body: IntrospectBody,
       response: {
         200: { $ref: 'Introspection' },
-        ...oauthErrors(400, 401, 403, 415, 429, 503)
+        ...oauthErrors(400, 401, 403, 413, 415, 429, 503)
       }
     },
     config: {
       oauthErrors: true,
       rateLimit: {
+        // After body parsing: the key of a client_secret_post caller is the client_id in the form.
+        hook: 'preValidation',
         max: fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT,
         timeWindow: fastify.config.RATE_LIMIT_WINDOW * 1000,
         keyGenerator: introspectionCallerKey

@@ -23,8 +23,10 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const authorization = parseAuthorization(request.headers.authorization)
     if (authorization?.scheme !== 'bearer') {
+      // RFC 6750 §3.1: no error code when the request carries no bearer credentials at all
+      // (no header, or another scheme); a garbled header gets the code the body names.
       throw withChallenge(Object.assign(new Errors.Unauthorized('a bearer token is required in the Authorization header'), { oauthError: 'invalid_token' }),
-        authorization === null ? bearerChallenge() : bearerChallenge('invalid_request', 'Use the Bearer scheme'))
+        authorization?.scheme === 'malformed' ? bearerChallenge('invalid_token', 'The Authorization header is malformed') : bearerChallenge())
     }
     const record = await resolver.resolve(authorization.token)
     if (record === null) {

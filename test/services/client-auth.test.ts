@@ -1,0 +1,163 @@
+import t from 'tap'
+import { ClientAuthenticator, CLIENT_LOOKUP_SQL, type ClientLookup, type ClientRow } from '../../src/services/client-auth.js'
+import { PasswordHasher } from '../../src/services/passwords.js'
+import { build, seedApplication, TEST_ENV } from '../helper.js'
+
+/** The real argon2id, counting how often it runs. */
+class CountingHasher extends PasswordHasher {
+  verifications = 0
+
+  override async verify (hash: string | null | undefined, secret: string): Promise<boolean> {
+    this.verifications++
+    return await super.verify(hash, secret)
+  }
+}
+
+const app = await build(t)
+const connection = app.orm.em.getConnection()
+
+/** The same query the server runs, against this file's database, counting its calls. */
+function databaseLookup (): ClientLookup & { calls: number } {
+  const lookup = Object.assign(async (clientId: string): Promise<ClientRow | null> => {
+    lookup.calls++
+    const rows = await connection.execute<ClientRow[]>(CLIENT_LOOKUP_SQL, [clientId])
+    return rows[0] ?? null
+  }, { calls: 0 })
+  return lookup
+}
+
+function authenticator (ttlSeconds = 60): { clients: ClientAuthenticator, hasher: CountingHasher, lookup: ReturnType<typeof databaseLookup> } {
+  const hasher = new CountingHasher({ memoryCost: Number(TEST_ENV.ARGON2_MEMORY_COST), timeCost: Number(TEST_ENV.ARGON2_TIME_COST) })
+  const lookup = databaseLookup()
+  return { clients: new ClientAuthenticator({ lookup, hasher, ttlSeconds }), hasher, lookup }
+}
+
+t.test('the correct secret authenticates and yields the client record', async (t) => {
+  const seeded = await seedApplication(app, ['introspect', 'read:repository'])
+  const { clients } = authenticator()
+  const client = await clients.authenticate(seeded.clientId, seeded.clientSecret)
+  const [row] = await connection.execute<Array<{ name: string }>>('select name from applications where id = ?', [seeded.id])
+  t.strictSame(client, {
+    applicationId: seeded.id,
+    clientId: seeded.clientId,
+    name: row?.name,
+    scopes: ['introspect', 'read:repository'],
+    introspectionAudiences: null
+  })
+})
+
+t.test('the client record carries the audiences the application may introspect', async (t) => {
+  const limited = await seedApplication(app, ['introspect'], { introspectionAudiences: ['billing', 'search'] })
+  const emptyList = await seedApplication(app, ['introspect'], { introspectionAudiences: [] })
+  const { clients } = authenticator()
+  t.strictSame((await clients.authenticate(limited.clientId, limited.clientSecret))?.introspectionAudiences, ['billing', 'search'])
+  t.equal((await clients.authenticate(emptyList.clientId, emptyList.clientSecret))?.introspectionAudiences, null, 'an empty list means unrestricted')
+})
+
+t.test('a wrong secret does not authenticate', async (t) => {
+  const seeded = await seedApplication(app)
+  const { clients } = authenticator()
+  t.equal(await clients.authenticate(seeded.clientId, `${seeded.clientSecret}x`), null)
+  t.equal(await clients.authenticate(seeded.clientId, seeded.clientSecret.slice(0, -1)), null)
+  t.equal(await clients.authenticate(seeded.clientId, ''), null)
+})
+
+t.test('another application\'s secret does not authenticate', async (t) => {
+  const first = await seedApplication(app)
+  const second = await seedApplication(app)
+  const { clients } = authenticator()
+  t.equal(await clients.authenticate(first.clientId, second.clientSecret), null)
+})
+
+t.test('an unknown client does not authenticate, and costs one argon2 verification like a known one', async (t) => {
+  const { clients, hasher } = authenticator()
+  t.equal(await clients.authenticate('no-such-client', 'whatever-secret'), null)
+  t.equal(hasher.verifications, 1)
+})
+
+t.test('an absurdly long client_id is refused without a database lookup', async (t) => {
+  const { clients, hasher, lookup } = authenticator()
+  t.equal(await clients.authenticate('x'.repeat(65), 'whatever-secret'), null)
+  t.equal(lookup.calls, 0)
+  t.equal(hasher.verifications, 1, 'still burns the same argon2 time')
+})
+
+t.test('a public client (not confidential, no secret) cannot authenticate', async (t) => {
+  const seeded = await seedApplication(app, ['introspect'], { confidential: false })
+  t.equal(seeded.clientSecret, '', 'a public client has no secret')
+  const { clients } = authenticator()
+  t.equal(await clients.authenticate(seeded.clientId, ''), null)
+  t.equal(await clients.authenticate(seeded.clientId, 'guessed-secret'), null)
+})
+
+t.test('a verified credential is remembered: the second call runs neither argon2 nor the query', async (t) => {
+  const seeded = await seedApplication(app)
+  const { clients, hasher, lookup } = authenticator()
+  const first = await clients.authenticate(seeded.clientId, seeded.clientSecret)
+  const second = await clients.authenticate(seeded.clientId, seeded.clientSecret)
+  t.strictSame(second, first)
+  t.equal(hasher.verifications, 1)
+  t.equal(lookup.calls, 1)
+})
+
+t.test('a failed verification is not remembered', async (t) => {
+  const seeded = await seedApplication(app)
+  const { clients, hasher } = authenticator()
+  t.equal(await clients.authenticate(seeded.clientId, 'wrong'), null)
+  t.equal(await clients.authenticate(seeded.clientId, 'wrong'), null)
+  t.equal(hasher.verifications, 2)
+  t.ok(await clients.authenticate(seeded.clientId, seeded.clientSecret) !== null, 'the right secret still works afterwards')
+})
+
+t.test('concurrent identical first requests share one argon2 verification', async (t) => {
+  const seeded = await seedApplication(app)
+  const { clients, hasher, lookup } = authenticator()
+  const results = await Promise.all(Array.from({ length: 8 }, async () => await clients.authenticate(seeded.clientId, seeded.clientSecret)))
+  t.equal(hasher.verifications, 1)
+  t.equal(lookup.calls, 1)
+  t.equal(new Set(results).size, 1, 'every caller gets the same record')
+  t.equal(results[0]?.clientId, seeded.clientId)
+})
+
+t.test('concurrent identical wrong guesses share one verification too, and are not remembered', async (t) => {
+  const seeded = await seedApplication(app)
+  const { clients, hasher } = authenticator()
+  const results = await Promise.all(Array.from({ length: 4 }, async () => await clients.authenticate(seeded.clientId, 'wrong')))
+  t.strictSame(results, [null, null, null, null])
+  t.equal(hasher.verifications, 1)
+  await clients.authenticate(seeded.clientId, 'wrong')
+  t.equal(hasher.verifications, 2)
+})
+
+t.test('invalidateApplication forgets that application\'s credentials, and only those', async (t) => {
+  const first = await seedApplication(app)
+  const second = await seedApplication(app)
+  const { clients, hasher } = authenticator()
+  await clients.authenticate(first.clientId, first.clientSecret)
+  await clients.authenticate(second.clientId, second.clientSecret)
+  t.equal(hasher.verifications, 2)
+
+  clients.invalidateApplication(first.id)
+  t.ok(await clients.authenticate(first.clientId, first.clientSecret) !== null)
+  t.equal(hasher.verifications, 3, 'the invalidated application is verified again')
+  t.ok(await clients.authenticate(second.clientId, second.clientSecret) !== null)
+  t.equal(hasher.verifications, 3, 'the other application is still remembered')
+})
+
+t.test('invalidateApplication after the application is deleted makes its secret fail at once', async (t) => {
+  const seeded = await seedApplication(app)
+  const { clients } = authenticator()
+  t.ok(await clients.authenticate(seeded.clientId, seeded.clientSecret) !== null)
+  await connection.execute('delete from applications where id = ?', [seeded.id], 'run')
+  clients.invalidateApplication(seeded.id)
+  t.equal(await clients.authenticate(seeded.clientId, seeded.clientSecret), null)
+})
+
+t.test('with a cache lifetime of 0 nothing is remembered', async (t) => {
+  const seeded = await seedApplication(app)
+  const { clients, hasher } = authenticator(0)
+  t.ok(await clients.authenticate(seeded.clientId, seeded.clientSecret) !== null)
+  t.ok(await clients.authenticate(seeded.clientId, seeded.clientSecret) !== null)
+  t.equal(hasher.verifications, 2)
+  t.doesNotThrow(() => { clients.invalidateApplication(seeded.id) }, 'invalidating a disabled cache is harmless')
+})
