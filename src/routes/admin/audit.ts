@@ -43,7 +43,7 @@ const adminAudit: FastifyPluginAsyncTypebox = async function (fastify) {
     const and: Array<FilterQuery<AuditEvent>> = []
     if (Object.keys(plan.id).length > 0) and.push({ id: plan.id })
     if (actor !== undefined) and.push(isUuid(actor) ? { $or: [{ actorId: actor.toLowerCase() }, { actor }] } : { actor })
-    if (target !== undefined) and.push({ $or: [{ targetId: target }, { target }] })
+    if (target !== undefined) and.push({ $or: [{ targetId: isUuid(target) ? target.toLowerCase() : target }, { target }] })
     if (action !== undefined) and.push(action.endsWith('.*') ? { action: { $like: `${action.slice(0, -2)}.%` } } : { action })
     if (after !== undefined) and.push({ createdAt: { $gt: new Date(after) } })
     if (before !== undefined) and.push({ createdAt: { $lt: new Date(before) } })
