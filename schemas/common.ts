@@ -25,9 +25,18 @@ export type OAuthErrorBody = Static<typeof OAuthError>
 export const ProblemRef = Type.Ref('Problem')
 export const OAuthErrorRef = Type.Ref('OAuthError')
 
+/** A problem response, documented (and serialised) under the media type it is served with. */
+export interface ProblemResponse {
+  description: string
+  content: { 'application/problem+json': { schema: typeof ProblemRef } }
+}
+
 /** Standard problem responses to attach to a route's `response` map. */
-export function problems (...statuses: number[]): Record<number, typeof ProblemRef> {
-  return Object.fromEntries(statuses.map((status) => [status, ProblemRef]))
+export function problems (...statuses: number[]): Record<number, ProblemResponse> {
+  return Object.fromEntries(statuses.map((status) => [status, {
+    description: 'RFC 9457 problem details',
+    content: { 'application/problem+json': { schema: ProblemRef } }
+  }]))
 }
 
 export function oauthErrors (...statuses: number[]): Record<number, typeof OAuthErrorRef> {

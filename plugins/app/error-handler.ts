@@ -14,11 +14,21 @@ declare module 'fastify' {
 /** Codes of our own 5xx errors whose message is written for the client and safe to show. */
 const SAFE_SERVER_ERRORS = new Set(['TESSERA_INTERNAL_APP_MISSING', 'TESSERA_DATABASE_UNAVAILABLE'])
 
+/**
+ * Socket and DNS failures, and the PostgreSQL SQLSTATEs a server answers when it cannot take
+ * a connection: class 08 (connection exception), 53300 (too many connections), 57P01–57P03
+ * (shutting down, crashed, starting up) and 3D000 (the configured database does not exist).
+ */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
+  '08000', '08001', '08003', '08004', '08006', '53300', '57P01', '57P02', '57P03', '3D000'
+])
+
 /** Errors that mean the database could not be reached (pg, MikroORM, sockets). */
 export function isDatabaseUnavailable (error: unknown): boolean {
   const err = error as { name?: string, code?: string, message?: string }
   return err.name === 'ConnectionException' ||
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08000', '08001', '08003', '08006'].includes(err.code ?? '') ||
+    UNAVAILABLE_CODES.has(err.code ?? '') ||
     /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(err.message ?? '')
 }
 

@@ -145,13 +145,14 @@ async function run (argv: string[], out: Out): Promise<void> {
       case 'user unsuspend': {
         const suspend = command === 'user suspend'
         const username = required(values.username, 'username')
-        await em.transactional(async (tx) => {
-          const user = await findUserByUsername(tx, username)
-          if (user === null) throw new Error(`no user named "${username}"`)
-          user.suspendedAt = suspend ? (user.suspendedAt ?? new Date()) : null
-          recordAudit(tx, CLI_ACTOR, suspend ? 'user.suspended' : 'user.unsuspended', { type: 'user', id: user.id, label: user.username })
+        const user = await em.transactional(async (tx) => {
+          const found = await findUserByUsername(tx, username)
+          if (found === null) throw new Error(`no user named "${username}"`)
+          found.suspendedAt = suspend ? (found.suspendedAt ?? new Date()) : null
+          recordAudit(tx, CLI_ACTOR, suspend ? 'user.suspended' : 'user.unsuspended', { type: 'user', id: found.id, label: found.username })
+          return found
         })
-        out(`${suspend ? 'suspended' : 'unsuspended'} ${username}`)
+        out(`${suspend ? 'suspended' : 'unsuspended'} ${user.username}`)
         break
       }
       case 'token generate': {

@@ -4,7 +4,7 @@ import { Errors } from '../errors.js'
 import { recordAudit, type Actor } from './audit.js'
 import { uuidv7 } from './ids.js'
 import type { PasswordHasher } from './passwords.js'
-import type { ScopeCatalogue } from './scopes.js'
+import { UnknownScopesError, type ScopeCatalogue } from './scopes.js'
 import { base62 } from './token-format.js'
 
 /** The client_id of the built-in first-party application that owns personal access tokens. */
@@ -58,7 +58,14 @@ export async function createApplication (
 ): Promise<CreatedApplication> {
   const name = input.name.trim()
   if (name === '' || name.length > 100) throw new Errors.BadRequest('application name must be 1–100 characters')
-  const scopes = deps.scopes.validate(input.scopes)
+  let scopes: string[]
+  try {
+    scopes = deps.scopes.validate(input.scopes)
+  } catch (error) {
+    // A plain UnknownScopesError has no status: callers would answer 500 instead of 400.
+    if (error instanceof UnknownScopesError) throw new Errors.InvalidScope(error.message)
+    throw error
+  }
   const confidential = input.confidential ?? true
   const clientSecret = confidential ? generateClientSecret(deps.tokenPrefix) : null
   const application = em.create(Application, {
