@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import AjvCompiler, { type BuildCompilerFromPool } from '@fastify/ajv-compiler'
 import type { FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 
@@ -51,6 +52,18 @@ export function serverOptions (config: Config, logger: FastifyServerOptions['log
         allErrors: true
       }
     },
+    schemaController: { compilersFactory: { buildValidator: buildStrictBodyValidator } },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 }
   }
+}
+
+/**
+ * Query strings, params and headers arrive as text and are coerced to their schema's types;
+ * JSON bodies are not: `"scopes": "read:tokens"` or `"expires_in": true` is a 400, not a guess.
+ * (Form bodies are all strings already.) Two compilers from @fastify/ajv-compiler, one per policy.
+ */
+const buildStrictBodyValidator: BuildCompilerFromPool = (externalSchemas, ajvOptions) => {
+  const lenient = AjvCompiler()(externalSchemas, ajvOptions)
+  const strict = AjvCompiler()(externalSchemas, { ...ajvOptions, customOptions: { ...ajvOptions?.customOptions, coerceTypes: false } } as typeof ajvOptions)
+  return (route) => ((route as { httpPart?: string }).httpPart === 'body' ? strict : lenient)(route)
 }
