@@ -58,14 +58,8 @@ export async function createApplication (
 ): Promise<CreatedApplication> {
   const name = input.name.trim()
   if (name === '' || name.length > 100) throw new Errors.BadRequest('application name must be 1–100 characters')
-  let scopes: string[]
-  try {
-    scopes = deps.scopes.validate(input.scopes)
-  } catch (error) {
-    // A plain UnknownScopesError has no status: callers would answer 500 instead of 400.
-    if (error instanceof UnknownScopesError) throw new Errors.InvalidScope(error.message)
-    throw error
-  }
+  const scopes = validateScopes(deps.scopes, input.scopes)
+  const redirectUris = assertRedirectUris(input.redirectUris ?? [])
   const confidential = input.confidential ?? true
   const clientSecret = confidential ? generateClientSecret(deps.tokenPrefix) : null
   const application = em.create(Application, {
@@ -74,11 +68,112 @@ export async function createApplication (
     clientId: base62(24),
     clientSecretHash: clientSecret !== null ? await deps.hasher.hash(clientSecret) : null,
     confidential,
-    redirectUris: input.redirectUris ?? [],
+    redirectUris,
     scopes,
-    introspectionAudiences: input.introspectionAudiences ?? null,
+    introspectionAudiences: normaliseAudiences(input.introspectionAudiences),
     tokenFormat: input.tokenFormat ?? 'opaque'
   })
   recordAudit(em, actor, 'application.created', { type: 'application', id: application.id, label: name }, { client_id: application.clientId, scopes })
   return { application, clientSecret }
+}
+
+export interface ApplicationPatch {
+  name?: string
+  scopes?: string[]
+  redirect_uris?: string[]
+  introspection_audiences?: string[] | null
+  token_format?: 'opaque' | 'jwt'
+}
+
+export function isInternal (application: Application): boolean {
+  return application.clientId === INTERNAL_CLIENT_ID
+}
+
+/** RFC 6749 §3.1.2: a redirection URI is absolute and has no fragment. */
+export function assertRedirectUris (uris: readonly string[]): string[] {
+  for (const uri of uris) {
+    let parsed: URL
+    try {
+      parsed = new URL(uri)
+    } catch {
+      throw new Errors.BadRequest(`redirect URI "${uri.slice(0, 100)}" is not an absolute URI`)
+    }
+    if (parsed.hash !== '' || uri.includes('#')) throw new Errors.BadRequest(`redirect URI "${uri.slice(0, 100)}" must not have a fragment`)
+  }
+  return [...new Set(uris)]
+}
+
+export function validateScopes (catalogue: ScopeCatalogue, scopes: string[]): string[] {
+  try {
+    return catalogue.validate(scopes)
+  } catch (error) {
+    if (error instanceof UnknownScopesError) throw new Errors.InvalidScope(error.message)
+    throw error
+  }
+}
+
+export function normaliseAudiences (audiences: string[] | null | undefined): string[] | null {
+  if (audiences == null || audiences.length === 0) return null
+  return [...new Set(audiences)]
+}
+
+/** Applies an admin's change to an application with its audit event, in `em`'s transaction. */
+export function updateApplication (em: EntityManager, catalogue: ScopeCatalogue, application: Application, patch: ApplicationPatch, actor: Actor): void {
+  if (isInternal(application)) throw new Errors.Conflict('the built-in internal application cannot be changed')
+  const changed: string[] = []
+  if (patch.name !== undefined) {
+    const name = patch.name.trim()
+    if (name === '') throw new Errors.BadRequest('application name must not be blank')
+    application.name = name
+    changed.push('name')
+  }
+  if (patch.scopes !== undefined) {
+    application.scopes = validateScopes(catalogue, patch.scopes)
+    changed.push('scopes')
+  }
+  if (patch.redirect_uris !== undefined) {
+    application.redirectUris = assertRedirectUris(patch.redirect_uris)
+    changed.push('redirect_uris')
+  }
+  if (patch.introspection_audiences !== undefined) {
+    application.introspectionAudiences = normaliseAudiences(patch.introspection_audiences)
+    changed.push('introspection_audiences')
+  }
+  if (patch.token_format !== undefined) {
+    application.tokenFormat = patch.token_format
+    changed.push('token_format')
+  }
+  recordAudit(em, actor, 'application.updated', { type: 'application', id: application.id, label: application.name }, { changed })
+}
+
+/** Deletes an application; its tokens go with it (foreign key cascade). */
+export function deleteApplication (em: EntityManager, application: Application, actor: Actor): void {
+  if (isInternal(application)) throw new Errors.Conflict('the built-in internal application owns personal tokens and cannot be deleted')
+  recordAudit(em, actor, 'application.deleted', { type: 'application', id: application.id, label: application.name }, { client_id: application.clientId })
+  em.remove(application)
+}
+
+/** Generates a new client secret (the old one stops working); returns it in clear, once. */
+export async function rotateClientSecret (em: EntityManager, hasher: PasswordHasher, prefix: string, application: Application, actor: Actor): Promise<string> {
+  if (isInternal(application)) throw new Errors.Conflict('the built-in internal application has no client secret')
+  if (!application.confidential) throw new Errors.Conflict('a public client has no client secret')
+  const secret = generateClientSecret(prefix)
+  application.clientSecretHash = await hasher.hash(secret)
+  recordAudit(em, actor, 'application.secret_rotated', { type: 'application', id: application.id, label: application.name }, { client_id: application.clientId })
+  return secret
+}
+
+export function toApplicationView (application: Application) {
+  return {
+    id: application.id,
+    name: application.name,
+    client_id: application.clientId,
+    confidential: application.confidential,
+    redirect_uris: application.redirectUris,
+    scopes: application.scopes,
+    introspection_audiences: application.introspectionAudiences ?? null,
+    token_format: application.tokenFormat,
+    internal: isInternal(application),
+    created_at: application.createdAt.toISOString()
+  }
 }

@@ -5,8 +5,7 @@ import { Errors } from '../../errors.js'
 import { problems } from '../../../schemas/common.js'
 import { ApplicationParams, ApplicationSecret, CreateApplicationBody, UpdateApplicationBody } from '../../../schemas/admin.js'
 import { PageQuery } from '../../../schemas/listing.js'
-import { assertRedirectUris, deleteApplication, normaliseAudiences, rotateClientSecret, toApplicationView, updateApplication, validateScopes } from '../../services/application-admin.js'
-import { createApplication } from '../../services/applications.js'
+import { createApplication, deleteApplication, rotateClientSecret, toApplicationView, updateApplication } from '../../services/applications.js'
 import { pageLinks } from '../../services/pagination.js'
 
 const security = [{ bearerAuth: [] }]
@@ -33,20 +32,16 @@ const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
   }, async function (request, reply) {
     const em = fastify.orm.em.fork()
     const { body } = request
-    // createApplication neither maps unknown scopes to a 400 nor checks redirect URIs: the
-    // same checks as PATCH run here, before anything is written.
-    const scopes = validateScopes(config.scopes, body.scopes)
-    const redirectUris = body.redirect_uris !== undefined ? assertRedirectUris(body.redirect_uris) : undefined
     const created = await em.transactional(async (tx) => await createApplication(tx, {
       hasher: services.hasher,
       scopes: config.scopes,
       tokenPrefix: config.TOKEN_PREFIX
     }, {
       name: body.name,
-      scopes,
+      scopes: body.scopes,
       ...(body.confidential !== undefined ? { confidential: body.confidential } : {}),
-      ...(redirectUris !== undefined ? { redirectUris } : {}),
-      ...(body.introspection_audiences !== undefined ? { introspectionAudiences: normaliseAudiences(body.introspection_audiences) } : {}),
+      ...(body.redirect_uris !== undefined ? { redirectUris: body.redirect_uris } : {}),
+      ...(body.introspection_audiences !== undefined ? { introspectionAudiences: body.introspection_audiences } : {}),
       ...(body.token_format !== undefined ? { tokenFormat: body.token_format } : {})
     }, request.principal!.actor))
     return reply.code(201).header('cache-control', 'no-store').header('pragma', 'no-cache')
