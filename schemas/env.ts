@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { USERNAME_PATTERN } from '../src/services/users.js'
 
 /**
  * Every setting Tessera reads, with its default. This schema is the single place where a
@@ -25,7 +26,7 @@ export const EnvSchema = Type.Object({
   SCOPES: Type.String({ default: '' }),
 
   BASIC_AUTH_ENABLED: Type.Boolean({ default: true }),
-  BOOTSTRAP_ADMIN_USERNAME: Type.String({ default: 'admin' }),
+  BOOTSTRAP_ADMIN_USERNAME: Type.String({ default: 'admin', pattern: USERNAME_PATTERN }),
   BOOTSTRAP_ADMIN_PASSWORD: Type.String({ default: '' }),
 
   ARGON2_MEMORY_COST: Type.Integer({ default: 65536, minimum: 1024, maximum: 4194304 }),

@@ -1,6 +1,7 @@
 import envSchema from 'env-schema'
 import { EnvSchema, type Env } from '../schemas/env.js'
 import { ScopeCatalogue } from './services/scopes.js'
+import { MIN_PASSWORD_LENGTH } from './services/users.js'
 
 /** Thrown when a setting is invalid; the message always names the variable. */
 export class ConfigError extends Error {
@@ -23,14 +24,17 @@ export interface Config extends Env {
 export function loadConfig (source: Record<string, string | undefined>, options: { dotenv?: boolean } = {}): Config {
   let env: Env
   try {
-    env = envSchema<Env>({ schema: EnvSchema, data: source, dotenv: options.dotenv ?? false })
+    // `env: false`: read `source` only; env-schema would otherwise merge in process.env behind the caller's back.
+    env = envSchema<Env>({ schema: EnvSchema, data: source, env: false, dotenv: options.dotenv ?? false })
   } catch (error) {
-    // env-schema reports "env/PORT must be <= 65535" or "env must have required property 'X'".
-    throw new ConfigError(`invalid configuration: ${(error as Error).message.replace(/env\//g, '')}`)
+    throw new ConfigError(`invalid configuration: ${describeSchemaErrors(error as SchemaError)}`)
   }
 
   if (env.TOKEN_HMAC_KEY !== '' && env.TOKEN_HMAC_KEY.length < 32) {
     throw new ConfigError('invalid configuration: TOKEN_HMAC_KEY must be at least 32 characters (or unset)')
+  }
+  if (env.BOOTSTRAP_ADMIN_PASSWORD !== '' && env.BOOTSTRAP_ADMIN_PASSWORD.length < MIN_PASSWORD_LENGTH) {
+    throw new ConfigError(`invalid configuration: BOOTSTRAP_ADMIN_PASSWORD must be at least ${MIN_PASSWORD_LENGTH} characters (or unset)`)
   }
   if (env.TOKEN_MAX_LIFETIME > 0 && (env.TOKEN_DEFAULT_LIFETIME === 0 || env.TOKEN_DEFAULT_LIFETIME > env.TOKEN_MAX_LIFETIME)) {
     throw new ConfigError('invalid configuration: TOKEN_DEFAULT_LIFETIME must be between 1 and TOKEN_MAX_LIFETIME when TOKEN_MAX_LIFETIME is set')
@@ -46,6 +50,27 @@ export function loadConfig (source: Record<string, string | undefined>, options:
   const publicUrl = (env.PUBLIC_URL !== '' ? env.PUBLIC_URL : `http://${hostForUrl(env.HOST)}:${env.PORT}`).replace(/\/+$/, '')
 
   return { ...env, publicUrl, scopes, embeddedDatabase: env.DATABASE_URL === '' }
+}
+
+interface SchemaError extends Error {
+  errors?: Array<{ instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }>
+}
+
+/**
+ * env-schema reports "env/PORT must be <= 65535"; for a choice (LOG_LEVEL, NODE_ENV) it reports
+ * "must be equal to constant" once per choice, so those are folded into one list of the allowed values.
+ */
+function describeSchemaErrors (error: SchemaError): string {
+  if (error.errors === undefined) return error.message.replace(/env\//g, '')
+  const allowed = new Map<string, unknown[]>()
+  const messages: string[] = []
+  for (const { instancePath, keyword, message, params } of error.errors) {
+    const variable = instancePath.replace(/^\//, '')
+    if (keyword === 'const') allowed.set(variable, [...(allowed.get(variable) ?? []), params.allowedValue])
+    else if (keyword !== 'anyOf' || !allowed.has(variable)) messages.push(`${variable} ${message ?? 'is invalid'}`)
+  }
+  for (const [variable, values] of allowed) messages.push(`${variable} must be one of ${values.join(', ')}`)
+  return messages.join(', ')
 }
 
 function hostForUrl (host: string): string {

@@ -49,6 +49,7 @@ export class TokenCache {
   readonly #ttlMs: number
   readonly #negativeTtlMs: number
   readonly stats: CacheStats = { hits: 0, misses: 0, evictions: 0 }
+  #generation = 0
 
   constructor (options: TokenCacheOptions) {
     this.#ttlMs = options.ttl * 1000
@@ -72,6 +73,14 @@ export class TokenCache {
 
   get size (): number {
     return this.#lru?.size ?? 0
+  }
+
+  /**
+   * Changes on every invalidation. A lookup that began before an invalidation may carry the
+   * state from before it (a revocation committing mid-lookup): its answer must not be cached.
+   */
+  get generation (): number {
+    return this.#generation
   }
 
   /** The cached record, `null` for a digest known to be unknown, `undefined` on a miss. */
@@ -100,11 +109,14 @@ export class TokenCache {
 
   /** Forgets a digest (for example a negative entry once a token with that digest exists). */
   forget (digest: string): void {
+    this.#generation++
     this.#lru?.delete(digest)
   }
 
   /** Drops every entry matching `predicate`; used for revocation, suspension, deletion. */
   invalidate (predicate: (record: TokenRecord) => boolean): number {
+    // Even when nothing matches: the token may be on its way into the cache from a lookup in flight.
+    this.#generation++
     if (this.#lru === undefined) return 0
     let removed = 0
     for (const [digest, entry] of this.#lru.entries()) {
@@ -129,6 +141,7 @@ export class TokenCache {
   }
 
   clear (): void {
+    this.#generation++
     this.#lru?.clear()
   }
 }

@@ -96,7 +96,10 @@ export class TokenResolver {
   async resolveDigest (digest: string): Promise<TokenRecord | null> {
     const cached = this.#cache.get(digest)
     if (cached !== undefined) return cached
+    const generation = this.#cache.generation
     const record = await this.#lookup(digest)
+    // An invalidation during the lookup (revocation, suspension) may postdate what was read.
+    if (this.#cache.generation !== generation) return record
     if (record === null) this.#cache.setUnknown(digest)
     else this.#cache.set(digest, record)
     return record

@@ -45,8 +45,10 @@ export function resolveExpiry (input: ExpiryInput, limits: LifetimeLimits, now: 
     if (expiresAt === null) {
       throw new Errors.BadRequest(`tokens must expire on this server: the maximum lifetime is ${limits.maxLifetime} seconds`)
     }
-    // One second of slack for clients computing expires_at from the maximum with their own clock.
-    if (expiresAt.getTime() - now.getTime() > (limits.maxLifetime + 1) * 1000) {
+    // One second of slack for clients computing expires_at from the maximum with their own clock;
+    // expires_in involves no clock, so it gets none.
+    const slack = typeof input.expires_at === 'string' ? 1 : 0
+    if (expiresAt.getTime() - now.getTime() > (limits.maxLifetime + slack) * 1000) {
       throw new Errors.BadRequest(`the token lifetime exceeds the maximum of ${limits.maxLifetime} seconds`)
     }
   }
