@@ -24,6 +24,10 @@ export const EnvSchema = Type.Object({
   TOKEN_DEFAULT_LIFETIME: Type.Integer({ default: 7776000, minimum: 0 }),
   TOKEN_MAX_LIFETIME: Type.Integer({ default: 31536000, minimum: 0 }),
   SCOPES: Type.String({ default: '' }),
+  TOKEN_ROTATION_MAX_GRACE: Type.Integer({ default: 86400, minimum: 0, maximum: 2592000 }),
+  TOKEN_RETENTION: Type.Integer({ default: 0, minimum: 0 }),
+  TOKEN_SWEEP_INTERVAL: Type.Integer({ default: 3600, minimum: 10, maximum: 86400 }),
+  LAST_USED_FLUSH_INTERVAL: Type.Integer({ default: 60, minimum: 1, maximum: 3600 }),
 
   BASIC_AUTH_ENABLED: Type.Boolean({ default: true }),
   BOOTSTRAP_ADMIN_USERNAME: Type.String({ default: 'admin', pattern: USERNAME_PATTERN }),

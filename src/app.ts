@@ -10,6 +10,7 @@ import errorHandler from '../plugins/app/error-handler.js'
 import authentication from '../plugins/app/authentication.js'
 import authorization from '../plugins/app/authorization.js'
 import links from '../plugins/app/links.js'
+import usage from '../plugins/app/usage.js'
 import health from './routes/health/index.js'
 import introspect from './routes/oauth/introspect.js'
 import tokenInfo from './routes/oauth/token-info.js'
@@ -18,6 +19,7 @@ import adminUsers from './routes/admin/users.js'
 import adminTokens from './routes/admin/tokens.js'
 import adminApplications from './routes/admin/applications.js'
 import adminAudit from './routes/admin/audit.js'
+import tokenReview from './routes/tokens/index.js'
 import { VERSION } from './version.js'
 
 export interface AppOptions {
@@ -47,6 +49,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   // 2. plugins/app
   await fastify.register(services, { config })
   await fastify.register(errorHandler)
+  await fastify.register(usage)
   await fastify.register(authentication)
   await fastify.register(authorization)
   await fastify.register(links)
@@ -56,6 +59,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(introspect)
   await fastify.register(tokenInfo)
   await fastify.register(userTokens)
+  await fastify.register(tokenReview)
   await fastify.register(adminUsers)
   await fastify.register(adminTokens)
   await fastify.register(adminApplications)

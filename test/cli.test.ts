@@ -120,7 +120,7 @@ t.test('an operator sets up the internal application, a user, a token and an app
 
   t.test('the server sees what the CLI did', async (t) => {
     const database = await startEmbeddedPostgres(dataDir)
-    const { app } = await buildWith(t, {}, { db: database, internalApp: false })
+    const { app } = await buildWith(t, {}, { db: { ...database, embedded: true }, internalApp: false })
     t.teardown(async () => { await database.close() })
 
     const password = await app.inject({

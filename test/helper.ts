@@ -31,6 +31,8 @@ export const TEST_ENV: Record<string, string> = {
 
 export interface TestDatabase {
   url: string
+  /** Whether this is the embedded PGlite (one connection) rather than a server database. */
+  embedded: boolean
   close: () => Promise<void>
 }
 
@@ -42,7 +44,7 @@ export async function createTestDatabase (): Promise<TestDatabase> {
   const serverUrl = process.env.DATABASE_URL
   if (serverUrl === undefined || serverUrl === '') {
     const embedded = await startEmbeddedPostgres('memory://')
-    return { url: embedded.url, close: embedded.close }
+    return { url: embedded.url, embedded: true, close: embedded.close }
   }
   const name = `tessera_test_${randomBytes(6).toString('hex')}`
   const admin = new pg.Client({ connectionString: serverUrl })
@@ -53,6 +55,7 @@ export async function createTestDatabase (): Promise<TestDatabase> {
   url.pathname = `/${name}`
   return {
     url: url.toString(),
+    embedded: false,
     async close () {
       const client = new pg.Client({ connectionString: serverUrl })
       await client.connect()
@@ -74,8 +77,9 @@ export async function build (t: TestLike, env: Record<string, string> = {}, opti
 }
 
 export async function buildWith (t: TestLike, env: Record<string, string> = {}, options: { internalApp?: boolean, db?: TestDatabase } = {}): Promise<TestApp> {
-  const config = loadConfig({ ...TEST_ENV, ...env })
   const db = options.db ?? await createTestDatabase()
+  // On a server database the app runs as in production (a real pool); embedded uses one connection.
+  const config = loadConfig({ ...TEST_ENV, ...(db.embedded ? {} : { DATABASE_URL: db.url }), ...env })
   const fastify = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, { config, databaseUrl: db.url })
   await fastify.ready()

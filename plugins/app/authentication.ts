@@ -86,6 +86,7 @@ export default fp(async function authentication (fastify) {
         throw withChallenge(Object.assign(new Errors.Unauthorized('the bearer token is invalid, expired or revoked'), { oauthError: 'invalid_token' }),
           bearerChallenge('invalid_token', 'The access token is invalid'))
       }
+      fastify.usage.record(token.id, request.ip)
       return { kind: 'token', token, key: `token:${token.id}` }
     }
 
@@ -113,4 +114,4 @@ export default fp(async function authentication (fastify) {
     }
     return { kind: 'client', client, key: `client:${client.clientId}` }
   })
-}, { name: 'authentication', dependencies: ['services', 'orm'] })
+}, { name: 'authentication', dependencies: ['services', 'orm', 'usage'] })

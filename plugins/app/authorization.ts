@@ -9,7 +9,8 @@ import { actorFromRequest, bearerChallenge, parseAuthorization } from './authent
 /** The user behind the bearer token of an authenticated API request. */
 export interface Principal {
   user: User
-  token: TokenRecord
+  /** The bearer token used, or null when the user authenticated with a password. */
+  token: TokenRecord | null
   actor: Actor
 }
 
@@ -56,6 +57,7 @@ export default fp(async function authorization (fastify) {
     if (user === null || !user.isActive()) {
       throw withChallenge(new Errors.Unauthorized('the bearer token is invalid, expired or revoked'), bearerChallenge('invalid_token', 'The access token is invalid'))
     }
+    fastify.usage.record(token.id, request.ip)
     return { user, token, actor: actorFromRequest(request, user.id, user.username) }
   }
 
@@ -70,4 +72,4 @@ export default fp(async function authorization (fastify) {
       request.principal = await authenticate(request, scope)
     }
   })
-}, { name: 'authorization', dependencies: ['services', 'orm'] })
+}, { name: 'authorization', dependencies: ['services', 'orm', 'usage'] })

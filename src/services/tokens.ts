@@ -116,6 +116,24 @@ export async function issueToken (
     if (clash > 0) throw new Errors.Conflict(`a live token named "${name}" already exists for ${owner.username}`)
   }
 
+  return mintToken(em, deps, { owner, application, name, scopes, audience, expiresAt, actor, now })
+}
+
+interface MintParams {
+  owner: User | null
+  application: Application
+  name: string
+  scopes: string[]
+  audience: string[] | null
+  expiresAt: Date | null
+  actor: Actor
+  now: Date
+  rotatedFrom?: string
+}
+
+/** Creates the row for an already validated token, and its audit event. */
+function mintToken (em: EntityManager, deps: TokenIssuerDeps, params: MintParams): IssuedToken {
+  const { owner, application, name, scopes, audience, expiresAt, actor, now } = params
   const plaintext = generateToken(deps.prefix)
   const digest = deps.digester.digest(plaintext)
   const token = em.create(AccessToken, {
@@ -128,16 +146,61 @@ export async function issueToken (
     user: owner,
     application,
     createdBy: actor.id,
-    expiresAt
+    // The same instant as the expiry is computed from: expires_at − created_at is the lifetime asked for.
+    createdAt: now,
+    expiresAt,
+    rotatedFrom: params.rotatedFrom ?? null
   })
   deps.cache.forget(digest)
-  recordAudit(em, actor, 'token.created', { type: 'token', id: token.id, label: name }, {
+  const rotated = params.rotatedFrom !== undefined
+  recordAudit(em, actor, rotated ? 'token.rotated' : 'token.created', { type: 'token', id: token.id, label: name }, {
     owner: owner?.username ?? null,
     client_id: application.clientId,
     scopes,
-    expires_at: expiresAt?.toISOString() ?? null
+    expires_at: expiresAt?.toISOString() ?? null,
+    ...(rotated ? { rotated_from: params.rotatedFrom } : {})
   })
   return { token, plaintext }
+}
+
+/**
+ * Rotates a live token in `em`'s current transaction: a new secret with the same name, scopes,
+ * audience and lifetime length (capped by today's maximum), `rotated_from` recorded. The old
+ * token dies now, or after `graceSeconds` during which both work. Each token is rotated once:
+ * a second rotation of the same token is a 409. The caller drops the old token from the cache.
+ */
+export async function rotateToken (
+  em: EntityManager,
+  deps: TokenIssuerDeps,
+  params: { tokenId: string, graceSeconds: number, actor: Actor, now?: Date }
+): Promise<IssuedToken> {
+  const now = params.now ?? new Date()
+  const old = await em.findOneOrFail(AccessToken, params.tokenId, { populate: ['application', 'user'], lockMode: LockMode.PESSIMISTIC_WRITE })
+  if (old.revokedAt != null) throw new Errors.Conflict('this token has been revoked; create a new one instead')
+  if (old.expiresAt != null && old.expiresAt.getTime() <= now.getTime()) throw new Errors.Conflict('this token has expired; create a new one instead')
+  if (await em.count(AccessToken, { rotatedFrom: old.id }) > 0) throw new Errors.Conflict('this token has already been rotated; rotate its successor instead')
+
+  let expiresAt: Date | null = old.expiresAt == null ? null : new Date(now.getTime() + (old.expiresAt.getTime() - old.createdAt.getTime()))
+  const max = deps.limits.maxLifetime
+  if (max > 0 && (expiresAt === null || expiresAt.getTime() - now.getTime() > max * 1000)) expiresAt = new Date(now.getTime() + max * 1000)
+
+  if (params.graceSeconds > 0) {
+    const graceEnd = new Date(now.getTime() + params.graceSeconds * 1000)
+    if (old.expiresAt == null || old.expiresAt.getTime() > graceEnd.getTime()) old.expiresAt = graceEnd
+  } else {
+    old.revokedAt = now
+  }
+  return mintToken(em, deps, {
+    owner: (old.user ?? null) as User | null,
+    application: old.application,
+    name: old.name,
+    scopes: old.scopes,
+    audience: old.audience ?? null,
+    expiresAt,
+    actor: params.actor,
+    now,
+    rotatedFrom: old.id
+  })
 }
 
 function normaliseAudience (audience: string[] | null | undefined): string[] | null {

@@ -53,7 +53,10 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
     const record = await resolver.resolve(token)
     if (record === null) return INACTIVE
     const audiences = caller.kind === 'client' ? caller.client.introspectionAudiences : null
-    return introspectionResponse(record, issuer, audiences)
+    const answer = introspectionResponse(record, issuer, audiences)
+    // The holder's address is unknown here (the caller is a resource server): time only.
+    if (answer.active) fastify.usage.record(record.id, null)
+    return answer
   })
 }
 

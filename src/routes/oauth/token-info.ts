@@ -33,6 +33,7 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
       throw withChallenge(Object.assign(new Errors.Unauthorized('the access token is invalid, expired or revoked'), { oauthError: 'invalid_token' }),
         bearerChallenge('invalid_token', 'The access token is invalid'))
     }
+    fastify.usage.record(record.id, request.ip)
     const expiresIn = record.expiresAt === null ? null : Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000))
     const scope = record.effectiveScope.split(' ')
     return {

@@ -1,11 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
 import { User } from '../../entities/user.js'
 import { Errors, withChallenge } from '../../errors.js'
 import { problems } from '../../../schemas/common.js'
+import { UserTokenParams } from '../../../schemas/admin.js'
+import { PageQuery, TokenFilterQuery } from '../../../schemas/listing.js'
 import { CreateTokenBody, UsernameParams } from '../../../schemas/tokens.js'
-import { actorFromRequest, parseAuthorization } from '../../../plugins/app/authentication.js'
+import { actorFromRequest, parseAuthorization, type Authorization } from '../../../plugins/app/authentication.js'
+import type { Principal } from '../../../plugins/app/authorization.js'
 import { findInternalApplication } from '../../services/applications.js'
+import { pageLinks } from '../../services/pagination.js'
+import { findTokenByReference, listTokensByPage, revokeAndForget, tokenFilterQuery, toTokenView } from '../../services/token-management.js'
 import { issueToken } from '../../services/tokens.js'
 import { findUserByUsername } from '../../services/users.js'
 import { serializeCreatedToken } from './serialize.js'
@@ -41,26 +47,13 @@ const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
     },
     onRequest: limitPasswordAttempts
   }, async function (request, reply) {
-    if (!config.BASIC_AUTH_ENABLED) throw new Errors.BasicAuthDisabled()
     const authorization = parseAuthorization(request.headers.authorization)
     if (authorization?.scheme === 'bearer') {
+      if (!config.BASIC_AUTH_ENABLED) throw new Errors.BasicAuthDisabled()
       throw new Errors.Forbidden('a token cannot create tokens: authenticate with the user\'s username and password (Basic)')
     }
-    if (authorization?.scheme !== 'basic') {
-      throw withChallenge(new Errors.Unauthorized('Basic authentication with the user\'s username and password is required'), BASIC_CHALLENGE)
-    }
-    const { username } = request.params
-    if (authorization.username.toLowerCase() !== username.toLowerCase()) {
-      throw new Errors.Forbidden(`the credentials are not those of ${username}`)
-    }
-
+    const user = await verifyPassword(request, request.params.username, authorization)
     const em = fastify.orm.em.fork()
-    const user = await findUserByUsername(em, username, { withPassword: true })
-    if (!await services.hasher.verify(user?.passwordHash, authorization.password) || user === null) {
-      fastify.auditFailedAuthentication(request, username, 'invalid username or password')
-      throw withChallenge(new Errors.Unauthorized('invalid username or password'), BASIC_CHALLENGE)
-    }
-    if (!user.isActive()) throw new Errors.Forbidden(`the account ${user.username} is suspended`)
     const application = await findInternalApplication(em)
     if (application === null) throw new Errors.InternalApplicationMissing()
 
@@ -70,6 +63,86 @@ const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       return await issueToken(tx, services.issuer, { owner, application, input: request.body, actor })
     })
     return reply.code(201).header('cache-control', 'no-store').header('pragma', 'no-cache').send(serializeCreatedToken(issued))
+  })
+
+  /** Basic auth with the path user's password (argon2, rate-limited); 401/403 otherwise. */
+  async function verifyPassword (request: FastifyRequest, username: string, authorization: Authorization | null): Promise<User> {
+    if (!config.BASIC_AUTH_ENABLED) throw new Errors.BasicAuthDisabled()
+    if (authorization?.scheme !== 'basic') {
+      throw withChallenge(new Errors.Unauthorized('Basic authentication with the user\'s username and password is required'), BASIC_CHALLENGE)
+    }
+    if (authorization.username.toLowerCase() !== username.toLowerCase()) {
+      throw new Errors.Forbidden(`the credentials are not those of ${username}`)
+    }
+    const user = await findUserByUsername(fastify.orm.em.fork(), username, { withPassword: true })
+    if (!await services.hasher.verify(user?.passwordHash, authorization.password) || user === null) {
+      fastify.auditFailedAuthentication(request, username, 'invalid username or password')
+      throw withChallenge(new Errors.Unauthorized('invalid username or password'), BASIC_CHALLENGE)
+    }
+    if (!user.isActive()) throw new Errors.Forbidden(`the account ${user.username} is suspended`)
+    return user
+  }
+
+  /**
+   * The path user, authenticated by their password (Basic) or by one of their own tokens
+   * holding `scope`. Another user's token is a 403.
+   */
+  function ownerAuthentication (scope: string) {
+    const requireToken = fastify.requireUserToken(scope)
+    return async function authenticateOwner (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      const { username } = request.params as { username: string }
+      const authorization = parseAuthorization(request.headers.authorization)
+      if (authorization?.scheme === 'bearer') {
+        await requireToken(request, reply)
+        const principal = request.principal as Principal
+        if (principal.user.username.toLowerCase() !== username.toLowerCase()) {
+          throw new Errors.Forbidden(`the token does not belong to ${username}`)
+        }
+        return
+      }
+      await limitPasswordAttempts(request, reply)
+      const user = await verifyPassword(request, username, authorization)
+      request.principal = { user, token: null, actor: actorFromRequest(request, user.id, user.username) }
+    }
+  }
+
+  fastify.get('/api/v1/users/:username/tokens', {
+    schema: {
+      tags: ['tokens'],
+      summary: 'List a user\'s tokens, Forgejo style (page/limit, X-Total-Count and Link)',
+      description: 'Basic authentication with the user\'s password, or one of the user\'s own tokens with `read:tokens`. Newest first; revoked tokens are hidden unless `state=revoked` or `state=all`; expired ones are listed with `state: "expired"`.',
+      security: [{ basicAuth: [] }, { bearerAuth: [] }],
+      params: UsernameParams,
+      querystring: Type.Object({ ...PageQuery.properties, state: TokenFilterQuery.properties.state }),
+      response: { 200: Type.Array(Type.Ref('TokenView')), ...problems(400, 401, 403, 429) }
+    },
+    preHandler: ownerAuthentication('read:tokens')
+  }, async function (request, reply) {
+    const { page = 1, limit = 20, state } = request.query
+    const user = (request.principal as Principal).user
+    const filter = state === undefined ? { revokedAt: null } : tokenFilterQuery({ state })
+    const { items, total } = await listTokensByPage(fastify.orm.em.fork(), { $and: [{ user: user.id }, filter] }, page, limit)
+    reply.header('x-total-count', String(total)).links(request, pageLinks(page, limit, total))
+    const now = new Date()
+    return items.map((token) => toTokenView(token, now))
+  })
+
+  fastify.delete('/api/v1/users/:username/tokens/:token', {
+    schema: {
+      tags: ['tokens'],
+      summary: 'Revoke one of a user\'s tokens by id, or else by name',
+      description: 'Basic authentication with the user\'s password, or one of the user\'s own tokens with `write:tokens`. 404 when nothing matches; 422 when the value is one token\'s id and another\'s name, or names several tokens.',
+      security: [{ basicAuth: [] }, { bearerAuth: [] }],
+      params: UserTokenParams,
+      response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 422, 429) }
+    },
+    preHandler: ownerAuthentication('write:tokens')
+  }, async function (request, reply) {
+    const principal = request.principal as Principal
+    const em = fastify.orm.em.fork()
+    const token = await findTokenByReference(em, principal.user, request.params.token)
+    await revokeAndForget(em, services.cache, token, principal.actor, 'revoked by its owner')
+    return reply.code(204).send(null)
   })
 }
 
