@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Validator } from '@seriousme/openapi-schema-validator'
 import { build } from '../helper.js'
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const
@@ -46,6 +47,12 @@ t.test('/documentation/json is an OpenAPI 3.1.0 document', async (t) => {
     bearerAuth: { type: 'http', scheme: 'bearer' },
     clientSecretBasic: { type: 'http', scheme: 'basic' }
   })
+})
+
+t.test('the document validates against the OpenAPI 3.1 schema', async (t) => {
+  const result = await new Validator().validate(structuredClone(document))
+  t.strictSame(result.errors ?? [], [], 'no schema errors')
+  t.equal(result.valid, true)
 })
 
 t.test('it lists every route with tags, summary, security and response schemas', async (t) => {
