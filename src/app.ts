@@ -11,9 +11,14 @@ import authentication from '../plugins/app/authentication.js'
 import authorization from '../plugins/app/authorization.js'
 import links from '../plugins/app/links.js'
 import usage from '../plugins/app/usage.js'
+import requestId from '../plugins/app/request-id.js'
 import health from './routes/health/index.js'
 import introspect from './routes/oauth/introspect.js'
 import tokenInfo from './routes/oauth/token-info.js'
+import gatewayVerify from './routes/gateway/verify.js'
+import token from './routes/oauth/token.js'
+import revoke from './routes/oauth/revoke.js'
+import discovery from './routes/oauth/discovery.js'
 import userTokens from './routes/users/tokens.js'
 import adminUsers from './routes/admin/users.js'
 import adminTokens from './routes/admin/tokens.js'
@@ -48,6 +53,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
 
   // 2. plugins/app
   await fastify.register(services, { config })
+  await fastify.register(requestId)
   await fastify.register(errorHandler)
   await fastify.register(usage)
   await fastify.register(authentication)
@@ -58,6 +64,10 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(health)
   await fastify.register(introspect)
   await fastify.register(tokenInfo)
+  await fastify.register(gatewayVerify)
+  await fastify.register(token)
+  await fastify.register(revoke)
+  await fastify.register(discovery)
   await fastify.register(userTokens)
   await fastify.register(tokenReview)
   await fastify.register(adminUsers)

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import Fastify from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import app from './app.js'
@@ -68,6 +69,6 @@ async function main (): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`tessera: failed to start: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.stderr.write(`tessera: failed to start: ${error instanceof Error ? error.message : inspect(error)}\n`)
   process.exit(1)
 })

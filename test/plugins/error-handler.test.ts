@@ -170,8 +170,10 @@ t.test('in the whole application', async (t) => {
     t.equal(res.statusCode, 404)
     t.equal(res.headers['content-type'], PROBLEM_JSON)
     t.strictSame(res.json(), { type: 'about:blank', title: 'Not Found', status: 404, detail: 'no route DELETE /api/v1/nothing-here', code: 'TESSERA_ROUTE_NOT_FOUND', instance: 'trace-abc.123' })
+    t.equal(res.headers['x-request-id'], 'trace-abc.123', 'echoed on the answer')
     const generated = await app.inject({ method: 'GET', url: '/api/v2' })
     t.match(generated.json(), { code: 'TESSERA_ROUTE_NOT_FOUND', instance: UUID })
+    t.equal(generated.headers['x-request-id'], generated.json().instance, 'the generated id is echoed too')
   })
 
   t.test('with the database gone, routes answer 503 instead of failing', async (t) => {
