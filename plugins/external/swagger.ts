@@ -21,6 +21,7 @@ export default fp<{ publicUrl: string, version: string }>(async function openapi
       servers: [{ url: options.publicUrl }],
       tags: [
         { name: 'oauth', description: 'Validation for services and gateways (RFC 7662, Doorkeeper token info)' },
+        { name: 'gateway', description: 'Forward authentication for API gateways (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz)' },
         { name: 'tokens', description: 'Personal access tokens' },
         { name: 'admin', description: 'Administration and provisioning (a bearer token with the admin scope, held by an admin user)' },
         { name: 'health', description: 'Liveness and readiness' }

@@ -1,0 +1,174 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { Errors, withChallenge } from '../../errors.js'
+import { oauthErrors } from '../../../schemas/common.js'
+import { bearerChallenge, parseAuthorization } from '../../../plugins/app/authentication.js'
+import type { TokenRecord } from '../../services/token-cache.js'
+
+/** Most distinct scopes one check may require: a gateway needs a few, never dozens. */
+const MAX_REQUIRED_SCOPES = 20
+/** RFC 6749 §3.3 scope-token: 1*NQCHAR. Also what keeps a required scope safe inside a quoted challenge. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/
+const AUDIENCE = Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f\\u007f]+$' })
+
+const VerifyQuery = Type.Object({
+  scope: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), {
+    maxItems: MAX_REQUIRED_SCOPES,
+    description: 'A scope the token must carry (implied ones count: `write:X` satisfies `read:X`). Repeat it, or list several separated by spaces: every one is required.'
+  })),
+  audience: Type.Optional(Type.String({ ...AUDIENCE, description: 'An audience the token must be valid for: a token restricted to audiences must list it; an unrestricted token passes.' }))
+}, { additionalProperties: false })
+
+/**
+ * Envoy's HTTP ext_authz appends the original path and query to its `path_prefix`, so on
+ * `/auth/verify/{original path}` the query belongs to the client; the gateway states its
+ * requirements in headers it adds to the check instead.
+ */
+const RequirementHeaders = Type.Object({
+  'tessera-require-scope': Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+  'tessera-require-audience': Type.Optional(AUDIENCE)
+})
+
+const Verified = Type.Object({
+  active: Type.Literal(true)
+}, { description: 'The token is active and meets the requirements; the answer is in the headers.' })
+
+/** Methods a gateway may forward as they are (Envoy keeps the client's method); HEAD comes with GET. */
+const FORWARDED_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+
+interface Requirements {
+  scopes: string[]
+  audience: string | undefined
+}
+
+/** Required scopes from repeated and/or space-separated values; 400 on anything that is not a scope token. */
+function requiredScopes (values: readonly string[], separator: RegExp): string[] {
+  const scopes = new Set<string>()
+  for (const value of values) {
+    const listed = value.split(separator).filter((scope) => scope !== '')
+    if (listed.length === 0) throw invalidRequest('scope must name at least one scope')
+    for (const scope of listed) {
+      if (!SCOPE_TOKEN.test(scope)) throw invalidRequest('scope must be scope tokens (RFC 6749 §3.3) of at most 128 characters, separated by spaces')
+      scopes.add(scope)
+    }
+  }
+  if (scopes.size > MAX_REQUIRED_SCOPES) throw invalidRequest(`at most ${MAX_REQUIRED_SCOPES} scopes may be required`)
+  return [...scopes]
+}
+
+function invalidRequest (message: string): Error {
+  return Object.assign(new Errors.BadRequest(message), { oauthError: 'invalid_request' })
+}
+
+/** The format GitHub uses for `GitHub-Authentication-Token-Expiration`: `2026-01-31 08:00:00 UTC`. */
+export function expirationHeader (expiresAt: number): string {
+  return new Date(expiresAt).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC')
+}
+
+/**
+ * GET /auth/verify — forward authentication for gateways (nginx `auth_request`, Traefik
+ * ForwardAuth, Envoy ext_authz). The hot path of introspection with no caller to
+ * authenticate: the resolver's cache in the common case, the database only on a miss.
+ * Gateways read only the status and the headers, so the body stays tiny.
+ */
+const verify: FastifyPluginAsyncTypebox = async function (fastify) {
+  const { resolver } = fastify.services
+
+  // A gateway may forward a POST's Content-Type without its body (nginx) or the method as it
+  // came (Envoy): bodies are never read here, so none is parsed and none can fail to parse.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', function ignoreBody (_request, _payload, done) { done(null) })
+
+  async function answer (request: FastifyRequest, reply: FastifyReply, requirements: Requirements): Promise<{ active: true }> {
+    reply.header('cache-control', 'no-store')
+    const authorization = parseAuthorization(request.headers.authorization)
+    if (authorization?.scheme !== 'bearer') {
+      // RFC 6750 §3.1: no error code in the challenge when no bearer credentials came at all.
+      throw withChallenge(Object.assign(new Errors.Unauthorized('a bearer token is required in the Authorization header'), { oauthError: 'invalid_token' }),
+        authorization?.scheme === 'malformed' ? bearerChallenge('invalid_token', 'The Authorization header is malformed') : bearerChallenge())
+    }
+    const record = await resolver.resolve(authorization.token)
+    if (record === null) {
+      throw withChallenge(Object.assign(new Errors.Unauthorized('the access token is invalid, expired or revoked'), { oauthError: 'invalid_token' }),
+        bearerChallenge('invalid_token', 'The access token is invalid'))
+    }
+    // Under TRUST_PROXY Fastify's request.ip is already the first X-Forwarded-For entry (every
+    // hop trusted): the address of the token's holder, not of the gateway asking.
+    fastify.usage.record(record.id, request.ip)
+
+    const granted = record.effectiveScope.split(' ')
+    const missing = requirements.scopes.filter((scope) => !granted.includes(scope))
+    if (missing.length > 0) {
+      throw withChallenge(Object.assign(new Errors.Forbidden(`the access token lacks the required scope: ${missing.join(' ')}`), { oauthError: 'insufficient_scope' }),
+        `${bearerChallenge('insufficient_scope', 'The access token lacks a required scope')}, scope="${requirements.scopes.join(' ')}"`)
+    }
+    if (requirements.audience !== undefined && record.audience !== null && !record.audience.includes(requirements.audience)) {
+      throw withChallenge(Object.assign(new Errors.Forbidden('the access token is not valid for the required audience'), { oauthError: 'insufficient_scope' }),
+        bearerChallenge('insufficient_scope', 'The access token is not valid for the required audience'))
+    }
+
+    reply.headers(identityHeaders(record))
+    return { active: true }
+  }
+
+  const documentation = {
+    tags: ['gateway'],
+    summary: 'Forward authentication for gateways (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz)',
+    description: 'Validates the forwarded `Authorization: Bearer …`. 200 with the identity in headers, oauth2-proxy style: ' +
+      '`X-Auth-Request-User` (the username, or the client_id for an application\'s own token), `X-Auth-Request-Subject` ' +
+      '(the user id, or the client_id), `X-Auth-Request-Scopes` (effective scopes, space-separated), `X-Auth-Request-Client-Id`, ' +
+      '`X-Auth-Request-Token-Id`, and `Tessera-Token-Expiration` (`YYYY-MM-DD HH:MM:SS UTC`, as GitHub\'s ' +
+      '`GitHub-Authentication-Token-Expiration`; absent for a token that never expires). 401 with `WWW-Authenticate` when the ' +
+      'token is missing or not active; 403 `insufficient_scope` when `scope` or `audience` is not met. Any method is accepted, ' +
+      'and `/auth/verify/{original path}` too (Envoy ext_authz with `path_prefix`), where the query is the client\'s and the ' +
+      'requirements come from the `Tessera-Require-Scope` and `Tessera-Require-Audience` headers. See docs/gateways.md.',
+    security: [{ bearerAuth: [] }],
+    response: {
+      200: Verified,
+      ...oauthErrors(400, 401, 403, 503)
+    }
+  }
+  // One line per failed check at info level would flood the log of a gateway's hot path.
+  const options = { logLevel: 'warn' as const, config: { oauthErrors: true } }
+
+  fastify.get('/auth/verify', { ...options, schema: { ...documentation, querystring: VerifyQuery } }, async function (request, reply) {
+    return await answer(request, reply, { scopes: requiredScopes(request.query.scope ?? [], / +/), audience: request.query.audience })
+  })
+
+  fastify.route({
+    ...options,
+    method: [...FORWARDED_METHODS],
+    url: '/auth/verify',
+    schema: { ...documentation, querystring: VerifyQuery, hide: true },
+    handler: async function (request, reply) {
+      return await answer(request, reply, { scopes: requiredScopes(request.query.scope ?? [], / +/), audience: request.query.audience })
+    }
+  })
+
+  fastify.route({
+    ...options,
+    method: ['GET', ...FORWARDED_METHODS],
+    url: '/auth/verify/*',
+    schema: { ...documentation, headers: RequirementHeaders, hide: true },
+    handler: async function (request, reply) {
+      const scope = request.headers['tessera-require-scope']
+      // Node joins repeated headers with ", "; scope tokens never contain a comma.
+      return await answer(request, reply, { scopes: requiredScopes(scope === undefined ? [] : [scope], /[ ,]+/), audience: request.headers['tessera-require-audience'] })
+    }
+  })
+}
+
+function identityHeaders (record: TokenRecord): Record<string, string> {
+  const headers: Record<string, string> = {
+    'x-auth-request-user': record.username ?? record.clientId,
+    'x-auth-request-subject': record.userId ?? record.clientId,
+    'x-auth-request-scopes': record.effectiveScope,
+    'x-auth-request-client-id': record.clientId,
+    'x-auth-request-token-id': record.id
+  }
+  if (record.expiresAt !== null) headers['tessera-token-expiration'] = expirationHeader(record.expiresAt)
+  return headers
+}
+
+export default verify
