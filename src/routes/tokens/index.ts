@@ -83,19 +83,21 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
       description: `Needs \`write:tokens\`. The new plaintext is in the answer once. The old token dies at once, or after \`grace_period\` seconds (at most ${config.TOKEN_ROTATION_MAX_GRACE}) during which both work. A token may rotate itself.`,
       security,
       params: TokenIdParams,
-      body: Type.Optional(Type.Object({
+      body: Type.Object({
         grace_period: Type.Optional(Type.Integer({ minimum: 0, maximum: config.TOKEN_ROTATION_MAX_GRACE, description: 'Seconds the old token keeps working' }))
-      }, { additionalProperties: false })),
+      }, { additionalProperties: false }),
       response: { 201: { $ref: 'CreatedToken' }, ...problems(400, 401, 403, 404, 409) }
     },
-    onRequest: fastify.requireUserToken('write:tokens')
+    onRequest: fastify.requireUserToken('write:tokens'),
+    // The body is optional: a POST without one rotates at once, as `{}` does.
+    preValidation: async function emptyBodyIsNoGrace (request) { request.body ??= {} }
   }, async function (request, reply) {
     const principal = request.principal!
     const em = fastify.orm.em.fork()
     const old = await ownTokenOr404(em, principal.user.id, request.params.id)
     const issued = await em.transactional(async (tx) => await rotateToken(tx, services.issuer, {
       tokenId: old.id,
-      graceSeconds: request.body?.grace_period ?? 0,
+      graceSeconds: request.body.grace_period ?? 0,
       actor: principal.actor
     }))
     services.cache.invalidateToken(old.id)
