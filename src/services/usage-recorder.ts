@@ -8,7 +8,7 @@ interface Usage {
 export interface UsageRecorderOptions {
   /** Seconds between flushes: the precision of `last_used`. */
   intervalSeconds: number
-  /** Most distinct tokens buffered between flushes; beyond it, new tokens wait for the next interval. */
+  /** Most distinct tokens buffered between flushes; beyond it, a token not yet noted is noted at its next use after a flush. */
   maxPending?: number
   onError?: (error: unknown) => void
 }

@@ -7,7 +7,7 @@ import { problems } from '../../../schemas/common.js'
 import { UserTokenParams } from '../../../schemas/admin.js'
 import { PageQuery, TokenFilterQuery } from '../../../schemas/listing.js'
 import { CreateTokenBody, UsernameParams } from '../../../schemas/tokens.js'
-import { actorFromRequest, parseAuthorization, type Authorization } from '../../../plugins/app/authentication.js'
+import { actorFromRequest, bearerChallenge, parseAuthorization, type Authorization } from '../../../plugins/app/authentication.js'
 import type { Principal } from '../../../plugins/app/authorization.js'
 import { findInternalApplication } from '../../services/applications.js'
 import { pageLinks } from '../../services/pagination.js'
@@ -99,6 +99,9 @@ const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
           throw new Errors.Forbidden(`the token does not belong to ${username}`)
         }
         return
+      }
+      if (authorization === null && !config.BASIC_AUTH_ENABLED) {
+        throw withChallenge(new Errors.Unauthorized(`this route needs one of ${username}'s tokens with the ${scope} scope`), bearerChallenge())
       }
       await limitPasswordAttempts(request, reply)
       const user = await verifyPassword(request, username, authorization)

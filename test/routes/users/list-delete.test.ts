@@ -234,6 +234,11 @@ t.test('with BASIC_AUTH_ENABLED=false, Basic is refused but the owner\'s token s
   const after = await list(sso, 'gus', bearer(own.token))
   t.strictSame((after.json() as View[]).map((view) => view.id), [own.id])
   t.not(victim.id, own.id)
+  // Regression: without credentials the answer was the 403 about Basic auth; it asks for a token.
+  const anonymous = await sso.inject({ method: 'GET', url: '/api/v1/users/gus/tokens' })
+  t.equal(anonymous.statusCode, 401)
+  t.equal(anonymous.headers['www-authenticate'], 'Bearer realm="tessera"')
+  t.equal(anonymous.json().detail, "this route needs one of gus's tokens with the read:tokens scope")
 })
 
 t.test('password attempts are rate-limited; token use is not counted', async (t) => {
