@@ -23,6 +23,7 @@ export const EnvSchema = Type.Object({
   TOKEN_HMAC_KEY: Type.String({ default: '' }),
   TOKEN_DEFAULT_LIFETIME: Type.Integer({ default: 7776000, minimum: 0 }),
   TOKEN_MAX_LIFETIME: Type.Integer({ default: 31536000, minimum: 0 }),
+  CLIENT_CREDENTIALS_TOKEN_LIFETIME: Type.Integer({ default: 3600, minimum: 60 }),
   SCOPES: Type.String({ default: '' }),
   TOKEN_ROTATION_MAX_GRACE: Type.Integer({ default: 86400, minimum: 0, maximum: 2592000 }),
   TOKEN_RETENTION: Type.Integer({ default: 0, minimum: 0 }),
