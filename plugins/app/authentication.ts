@@ -11,7 +11,8 @@ export type Authorization =
   | { scheme: 'unsupported' }
   | { scheme: 'malformed' }
 
-const BASIC_CHALLENGE = 'Basic realm="tessera", charset="UTF-8"'
+/** The challenge of every 401 that wants Basic credentials (a user's password, or client credentials). */
+export const BASIC_CHALLENGE = 'Basic realm="tessera", charset="UTF-8"'
 const BEARER_CHALLENGE = 'Bearer realm="tessera"'
 
 /** Parses an Authorization header (RFC 7617 Basic, RFC 6750 Bearer). */
@@ -31,7 +32,7 @@ export function parseAuthorization (header: string | undefined): Authorization |
 }
 
 /** RFC 6749 §2.3.1: client credentials in Basic are form-urlencoded before base64. */
-function formDecode (value: string): string | null {
+export function formDecode (value: string): string | null {
   try {
     return decodeURIComponent(value.replace(/\+/g, ' '))
   } catch {

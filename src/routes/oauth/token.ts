@@ -4,13 +4,12 @@ import { Type } from 'typebox'
 import { Errors, withChallenge } from '../../errors.js'
 import { Application } from '../../entities/application.js'
 import { oauthErrors } from '../../../schemas/common.js'
-import { actorFromRequest, parseAuthorization } from '../../../plugins/app/authentication.js'
+import { actorFromRequest, BASIC_CHALLENGE, formDecode, parseAuthorization } from '../../../plugins/app/authentication.js'
 import type { ClientRecord } from '../../services/client-auth.js'
 import { clientTokenLifetime, issueClientToken, printable, resolveClientScopes } from '../../services/client-credentials.js'
 import { requireFormBody } from './form.js'
 
 /** The challenge of a failed client authentication: the scheme a client may use here (RFC 6749 §5.2). */
-export const CLIENT_CHALLENGE = 'Basic realm="tessera", charset="UTF-8"'
 
 /**
  * Requests per client and minute on the token and revocation endpoints. Fixed and generous: a
@@ -45,7 +44,7 @@ export interface ClientCredentialFields {
  */
 export async function authenticateClient (fastify: FastifyInstance, request: FastifyRequest, body: ClientCredentialFields): Promise<ClientRecord> {
   if (parseAuthorization(request.headers.authorization)?.scheme === 'bearer') {
-    throw withChallenge(new Errors.Unauthorized('a bearer token cannot authenticate a client here: use client_secret_basic or client_secret_post'), CLIENT_CHALLENGE)
+    throw withChallenge(new Errors.Unauthorized('a bearer token cannot authenticate a client here: use client_secret_basic or client_secret_post'), BASIC_CHALLENGE)
   }
   const caller = await fastify.authenticateCaller(request, body)
   if (caller.kind !== 'client') throw new Error('authenticateCaller returned a token caller for a request without a bearer token')
@@ -64,13 +63,7 @@ export function clientRateLimitKey (request: FastifyRequest): string {
 /** The client_id a request names, before any check (Basic user name, form-decoded, or the form's). */
 function claimedClientId (request: FastifyRequest, body: ClientCredentialFields): string | null {
   const authorization = parseAuthorization(request.headers.authorization)
-  if (authorization?.scheme === 'basic') {
-    try {
-      return decodeURIComponent(authorization.username.replace(/\+/g, ' '))
-    } catch {
-      return null
-    }
-  }
+  if (authorization?.scheme === 'basic') return formDecode(authorization.username)
   return authorization === null ? body.client_id ?? null : null
 }
 
@@ -140,7 +133,7 @@ const token: FastifyPluginAsyncTypebox = async function (fastify) {
       const application = await tx.findOne(Application, client.applicationId)
       if (application === null) {
         // Deleted since its credentials were verified and cached.
-        throw withChallenge(new Errors.Unauthorized('invalid client credentials'), CLIENT_CHALLENGE)
+        throw withChallenge(new Errors.Unauthorized('invalid client credentials'), BASIC_CHALLENGE)
       }
       let scopes: string[]
       try {

@@ -7,7 +7,7 @@ import { problems } from '../../../schemas/common.js'
 import { UserTokenParams } from '../../../schemas/admin.js'
 import { PageQuery, TokenFilterQuery } from '../../../schemas/listing.js'
 import { CreateTokenBody, UsernameParams } from '../../../schemas/tokens.js'
-import { actorFromRequest, bearerChallenge, parseAuthorization, type Authorization } from '../../../plugins/app/authentication.js'
+import { actorFromRequest, BASIC_CHALLENGE, bearerChallenge, parseAuthorization, type Authorization } from '../../../plugins/app/authentication.js'
 import type { Principal } from '../../../plugins/app/authorization.js'
 import { findInternalApplication } from '../../services/applications.js'
 import { pageLinks } from '../../services/pagination.js'
@@ -15,8 +15,6 @@ import { findTokenByReference, listTokensByPage, revokeAndForget, tokenFilterQue
 import { issueToken } from '../../services/tokens.js'
 import { findUserByUsername } from '../../services/users.js'
 import { serializeCreatedToken } from './serialize.js'
-
-const BASIC_CHALLENGE = 'Basic realm="tessera", charset="UTF-8"'
 
 /** Personal access tokens, Forgejo style: /api/v1/users/{username}/tokens. */
 const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
