@@ -2,7 +2,7 @@
 // threshold. node-tap 21 only knows "100% or allow incomplete"; this is the deliberate bar.
 import { readFileSync } from 'node:fs'
 
-const [linesMin, branchesMin] = [Number(process.argv[2] ?? 90), Number(process.argv[3] ?? 85)]
+const [linesMin, branchesMin] = [Number(process.argv[2] ?? 82), Number(process.argv[3] ?? 90)]
 const summary = JSON.parse(readFileSync('.tap/report/coverage-summary.json', 'utf8')).total
 const lines = summary.lines.pct
 const branches = summary.branches.pct
