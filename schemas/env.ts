@@ -21,6 +21,7 @@ export const EnvSchema = Type.Object({
 
   TOKEN_PREFIX: Type.String({ default: 'tsr', pattern: '^[a-z][a-z0-9]{1,15}$' }),
   TOKEN_HMAC_KEY: Type.String({ default: '' }),
+  SIGNING_KEY_SECRET: Type.String({ default: '' }),
   TOKEN_DEFAULT_LIFETIME: Type.Integer({ default: 7776000, minimum: 0 }),
   TOKEN_MAX_LIFETIME: Type.Integer({ default: 31536000, minimum: 0 }),
   CLIENT_CREDENTIALS_TOKEN_LIFETIME: Type.Integer({ default: 3600, minimum: 60 }),

@@ -6,6 +6,7 @@ import formbody from '../plugins/external/formbody.js'
 import rateLimit from '../plugins/external/rate-limit.js'
 import swagger from '../plugins/external/swagger.js'
 import services from '../plugins/app/services.js'
+import keys from '../plugins/app/keys.js'
 import errorHandler from '../plugins/app/error-handler.js'
 import authentication from '../plugins/app/authentication.js'
 import authorization from '../plugins/app/authorization.js'
@@ -19,6 +20,7 @@ import gatewayVerify from './routes/gateway/verify.js'
 import token from './routes/oauth/token.js'
 import revoke from './routes/oauth/revoke.js'
 import discovery from './routes/oauth/discovery.js'
+import jwks from './routes/oauth/jwks.js'
 import userTokens from './routes/users/tokens.js'
 import adminUsers from './routes/admin/users.js'
 import adminTokens from './routes/admin/tokens.js'
@@ -53,6 +55,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
 
   // 2. plugins/app
   await fastify.register(services, { config })
+  await fastify.register(keys, { ensure: options.migrate ?? true })
   await fastify.register(requestId)
   await fastify.register(errorHandler)
   await fastify.register(usage)
@@ -68,6 +71,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(token)
   await fastify.register(revoke)
   await fastify.register(discovery)
+  await fastify.register(jwks)
   await fastify.register(userTokens)
   await fastify.register(tokenReview)
   await fastify.register(adminUsers)

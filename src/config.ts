@@ -33,6 +33,9 @@ export function loadConfig (source: Record<string, string | undefined>, options:
   if (env.TOKEN_HMAC_KEY !== '' && env.TOKEN_HMAC_KEY.length < 32) {
     throw new ConfigError('invalid configuration: TOKEN_HMAC_KEY must be at least 32 characters (or unset)')
   }
+  if (env.SIGNING_KEY_SECRET !== '' && env.SIGNING_KEY_SECRET.length < 32) {
+    throw new ConfigError('invalid configuration: SIGNING_KEY_SECRET must be at least 32 characters (or unset)')
+  }
   if (env.BOOTSTRAP_ADMIN_PASSWORD !== '' && env.BOOTSTRAP_ADMIN_PASSWORD.length < MIN_PASSWORD_LENGTH) {
     throw new ConfigError(`invalid configuration: BOOTSTRAP_ADMIN_PASSWORD must be at least ${MIN_PASSWORD_LENGTH} characters (or unset)`)
   }

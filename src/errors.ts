@@ -17,6 +17,8 @@ export const Errors = {
     'Basic authentication is disabled on this server; an administrator creates tokens through the admin API', 403),
   InternalApplicationMissing: createError('TESSERA_INTERNAL_APP_MISSING',
     'the built-in first-party application "internal" is missing; an operator must run `tessera ensure-internal-app`', 503),
+  SigningKeyMissing: createError('TESSERA_SIGNING_KEY_MISSING', 'no signing key is loaded yet; the service creates one at start', 503),
+  SigningKeyUnreadable: createError('TESSERA_SIGNING_KEY_UNREADABLE', '%s', 500),
   DatabaseUnavailable: createError('TESSERA_DATABASE_UNAVAILABLE', 'the database is unavailable; try again shortly', 503)
 } as const
 

@@ -12,6 +12,7 @@ import { AuditLogSubscriber } from '../services/audit-subscriber.js'
 import type { Actor } from '../services/audit.js'
 import { recordAudit } from '../services/audit.js'
 import { createServices, type Services } from '../services/index.js'
+import { KEY_REFRESH_INTERVAL } from '../services/signing-keys.js'
 import { issueToken } from '../services/tokens.js'
 import { createUser, findUserByUsername } from '../services/users.js'
 
@@ -32,6 +33,8 @@ Commands:
                      [--introspection-audience AUD ...]
                                        create an OAuth application; prints client_id and the
                                        client secret (shown once)
+  key rotate                           create a new signing key for JWTs; the previous one stays
+                                       published until every token it signed has expired
 
 Configuration comes from the environment and an optional .env, as for the server.
 Exit codes: 0 success, 1 failure, 2 usage error, 78 configuration error.`
@@ -108,12 +111,13 @@ async function run (argv: string[], out: Out): Promise<void> {
     out(USAGE)
     return
   }
-  const known = ['migrate', 'migration:create', 'ensure-internal-app', 'user create', 'user suspend', 'user unsuspend', 'token generate', 'application create']
+  const known = ['migrate', 'migration:create', 'ensure-internal-app', 'user create', 'user suspend', 'user unsuspend', 'token generate', 'application create', 'key rotate']
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}"`)
 
   const config = loadConfig(process.env, { dotenv: true })
   const password = command === 'user create' && values['password-stdin'] ? await readStdinLine() : null
-  const runtime = await open(config, command !== 'migration:create')
+  // migration:create too: it diffs the entities against the database, which must hold every earlier migration.
+  const runtime = await open(config, true)
   try {
     const em = runtime.orm.em.fork()
     switch (command) {
@@ -182,6 +186,13 @@ async function run (argv: string[], out: Out): Promise<void> {
           out(`scopes: ${issued.token.scopes.join(' ')}; expires: ${issued.token.expiresAt?.toISOString() ?? 'never'}`)
           out(`token (shown once): ${issued.plaintext}`)
         }
+        break
+      }
+      case 'key rotate': {
+        const { active, retired } = await runtime.services.keys.rotateSigningKey()
+        out(`new signing key ${active.kid} (ES256) signs from now on`)
+        for (const key of retired) out(`retired ${key.kid}: still published until the tokens it signed have expired`)
+        out(`running servers pick it up within ${KEY_REFRESH_INTERVAL} seconds`)
         break
       }
       case 'application create': {

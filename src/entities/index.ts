@@ -1,11 +1,13 @@
 import { AccessTokenSchema } from './access-token.js'
 import { ApplicationSchema } from './application.js'
 import { AuditEventSchema } from './audit-event.js'
+import { SigningKeySchema } from './signing-key.js'
 import { UserSchema } from './user.js'
 
 export { AccessToken } from './access-token.js'
 export { Application } from './application.js'
 export { AuditEvent } from './audit-event.js'
+export { SigningKey } from './signing-key.js'
 export { User } from './user.js'
 
-export const entities = [UserSchema, ApplicationSchema, AccessTokenSchema, AuditEventSchema]
+export const entities = [UserSchema, ApplicationSchema, AccessTokenSchema, AuditEventSchema, SigningKeySchema]

@@ -1,5 +1,6 @@
 import type { MigrationObject } from '@mikro-orm/core'
 import { Migration20261123141859 } from './Migration20261123141859.js'
+import { Migration20261123154634 } from './Migration20261123154634.js'
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the file system) so the
@@ -7,5 +8,6 @@ import { Migration20261123141859 } from './Migration20261123141859.js'
  * add it here.
  */
 export const migrationsList: MigrationObject[] = [
-  { name: 'Migration20261123141859', class: Migration20261123141859 }
+  { name: 'Migration20261123141859', class: Migration20261123141859 },
+  { name: 'Migration20261123154634', class: Migration20261123154634 }
 ]

@@ -3,7 +3,8 @@ import type { Application } from '../entities/application.js'
 import { Errors } from '../errors.js'
 import type { Actor } from './audit.js'
 import { effectiveScopes, type ScopeCatalogue } from './scopes.js'
-import { issueToken, type TokenIssuerDeps } from './tokens.js'
+import { issueToken, type AccessTokenSigner, type PlaintextFactory, type TokenIssuerDeps } from './tokens.js'
+import { JWT_TYPES } from './signing-keys.js'
 
 /** The name every client_credentials token carries; names are unique per user only, and these have none. */
 export const CLIENT_TOKEN_NAME = 'client_credentials'
@@ -65,17 +66,46 @@ export interface ClientTokenRequest {
 /**
  * Issues an application's own token (no user) in `em`'s current transaction, with its
  * `token.created` audit event. This is the one place a client_credentials token is minted:
- * applications with `token_format: 'jwt'` will branch here to a signed JWT.
+ * for applications with `token_format: 'jwt'` the plaintext is a signed RFC 9068 JWT, still
+ * backed by its row (stored by digest like any token), so revocation, listings and audit work.
  */
 export async function issueClientToken (em: EntityManager, deps: TokenIssuerDeps, request: ClientTokenRequest): Promise<ClientTokenResponse> {
   const { application, scopes, lifetime, actor } = request
+  let plaintext: PlaintextFactory | undefined
+  let now: Date | undefined
+  if (application.tokenFormat === 'jwt') {
+    if (deps.signer === undefined) throw new Errors.SigningKeyMissing()
+    plaintext = jwtAccessToken(deps.signer, application.clientId)
+    // Whole seconds, so the row's expiry is exactly the JWT's `exp`.
+    now = new Date(Math.floor(Date.now() / 1000) * 1000)
+  }
   const issued = await issueToken(em, deps, {
     owner: null,
     application,
     input: { name: CLIENT_TOKEN_NAME, scopes, expires_in: lifetime },
-    actor
+    actor,
+    ...(now !== undefined ? { now } : {}),
+    ...(plaintext !== undefined ? { plaintext } : {})
   })
   return { access_token: issued.plaintext, token_type: 'Bearer', expires_in: lifetime, scope: scopes.join(' ') }
+}
+
+/**
+ * An RFC 9068 access token for an application's own token: `sub` is the client (there is no
+ * user), `aud` the token's audience list or, without one, this server (introspection is where
+ * such a token is checked), `jti` the row id.
+ */
+export function jwtAccessToken (signer: AccessTokenSigner, clientId: string): PlaintextFactory {
+  return (token) => signer.sign(JWT_TYPES.accessToken, {
+    iss: signer.issuer,
+    sub: clientId,
+    aud: token.audience ?? signer.issuer,
+    ...(token.expiresAt !== null ? { exp: Math.floor(token.expiresAt.getTime() / 1000) } : {}),
+    iat: Math.floor(token.createdAt.getTime() / 1000),
+    jti: token.id,
+    client_id: clientId,
+    scope: token.scopes.join(' ')
+  })
 }
 
 /**

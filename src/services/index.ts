@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql'
 import type { Config } from '../config.js'
 import { ClientAuthenticator, CLIENT_LOOKUP_SQL, type ClientRow } from './client-auth.js'
 import { PasswordHasher } from './passwords.js'
+import { SigningKeyStore } from './signing-keys.js'
 import { TokenCache } from './token-cache.js'
 import { SecretDigester } from './token-format.js'
 import { recordFromRow, TOKEN_LOOKUP_SQL, TokenResolver, type TokenRow } from './token-resolver.js'
@@ -17,6 +18,7 @@ export interface Services {
   resolver: TokenResolver
   clients: ClientAuthenticator
   issuer: TokenIssuerDeps
+  keys: SigningKeyStore
 }
 
 export function createServices (config: Config, orm: MikroORM): Services {
@@ -28,11 +30,18 @@ export function createServices (config: Config, orm: MikroORM): Services {
     ttl: config.CACHE_TTL,
     negativeTtl: config.CACHE_NEGATIVE_TTL
   })
+  const keys = new SigningKeyStore({
+    fork: () => orm.em.fork(),
+    secret: config.SIGNING_KEY_SECRET !== '' ? config.SIGNING_KEY_SECRET : config.TOKEN_HMAC_KEY,
+    // Only client_credentials tokens are JWTs today; TOKEN_MAX_LIFETIME covers any other that may become one.
+    retiredKeyLifetime: Math.max(config.CLIENT_CREDENTIALS_TOKEN_LIFETIME, config.TOKEN_MAX_LIFETIME)
+  })
   const connection = orm.em.getConnection()
   const resolver = new TokenResolver({
     prefix: config.TOKEN_PREFIX,
     digester,
     cache,
+    jwt: keys,
     async lookup (digest) {
       const rows = await connection.execute<TokenRow[]>(TOKEN_LOOKUP_SQL, [digest])
       return rows[0] !== undefined ? recordFromRow(rows[0]) : null
@@ -51,7 +60,8 @@ export function createServices (config: Config, orm: MikroORM): Services {
     digester,
     cache,
     prefix: config.TOKEN_PREFIX,
-    limits: { defaultLifetime: config.TOKEN_DEFAULT_LIFETIME, maxLifetime: config.TOKEN_MAX_LIFETIME }
+    limits: { defaultLifetime: config.TOKEN_DEFAULT_LIFETIME, maxLifetime: config.TOKEN_MAX_LIFETIME },
+    signer: { issuer: config.publicUrl, sign: (typ, claims) => keys.sign(typ, claims) }
   }
-  return { config, orm, hasher, digester, cache, resolver, clients, issuer }
+  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys }
 }

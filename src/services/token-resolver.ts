@@ -1,6 +1,15 @@
 import { effectiveScopes } from './scopes.js'
+import { JWT_TYPES } from './signing-keys.js'
 import type { TokenCache, TokenRecord } from './token-cache.js'
 import { isWellFormedToken, type SecretDigester } from './token-format.js'
+
+/** Three base64url parts joined by two dots: worth a digest and a signature check. */
+function looksLikeJws (token: string): boolean {
+  return token.length <= MAX_JWT_LENGTH && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)
+}
+
+/** Far above any JWT this service signs (about 600 characters). */
+const MAX_JWT_LENGTH = 4096
 
 /** Reads one token by digest from the store; `null` when no token has that digest. */
 export type TokenLookup = (digest: string) => Promise<TokenRecord | null>
@@ -51,11 +60,20 @@ export function isActive (record: TokenRecord, now = Date.now()): boolean {
   return !record.revoked && record.ownerActive && (record.expiresAt === null || record.expiresAt > now)
 }
 
+/** Checks JWT access tokens offline (signature, known key, expiry); see SigningKeyStore. */
+export interface JwtAccessTokenVerifier {
+  check: (token: string, typ: string) => 'valid' | 'unknown-key' | 'invalid'
+  /** Reloads the keys after a token named an unknown one; false when a reload ran moments ago. */
+  reloadForUnknownKey: () => Promise<boolean>
+}
+
 export interface TokenResolverOptions {
   prefix: string
   digester: SecretDigester
   cache: TokenCache
   lookup: TokenLookup
+  /** Accept JWT access tokens signed with the service's keys (looked up by digest like opaque ones). */
+  jwt?: JwtAccessTokenVerifier
 }
 
 /**
@@ -69,17 +87,22 @@ export class TokenResolver {
   readonly #digester: SecretDigester
   readonly #cache: TokenCache
   readonly #lookup: TokenLookup
+  readonly #jwt: JwtAccessTokenVerifier | undefined
 
   constructor (options: TokenResolverOptions) {
     this.#prefix = options.prefix
     this.#digester = options.digester
     this.#cache = options.cache
     this.#lookup = options.lookup
+    this.#jwt = options.jwt
   }
 
-  /** Whether the string even looks like one of our tokens (no I/O). */
+  /**
+   * Whether the string even looks like one of our tokens (no I/O): a well-formed opaque token,
+   * or an unexpired JWT access token bearing a valid signature by one of our published keys.
+   */
   isWellFormed (token: string): boolean {
-    return isWellFormedToken(token, this.#prefix)
+    return isWellFormedToken(token, this.#prefix) || this.#jwt?.check(token, JWT_TYPES.accessToken) === 'valid'
   }
 
   digest (token: string): string {
@@ -87,15 +110,42 @@ export class TokenResolver {
   }
 
   async resolve (token: string): Promise<TokenRecord | null> {
-    if (!isWellFormedToken(token, this.#prefix)) return null
-    const record = await this.resolveDigest(this.#digester.digest(token))
+    let record: TokenRecord | null
+    if (isWellFormedToken(token, this.#prefix)) {
+      record = await this.resolveDigest(this.#digester.digest(token))
+    } else {
+      if (this.#jwt === undefined || !looksLikeJws(token)) return null
+      const digest = this.#digester.digest(token)
+      // A cached digest is a string we issued byte for byte (or one already found unknown):
+      // the signature was checked when it was first seen, and the record carries its expiry.
+      const cached = this.#cache.get(digest)
+      if (cached !== undefined) record = cached
+      else if (!await this.#isValidJwt(token)) return null
+      else record = await this.#load(digest)
+    }
     return record !== null && isActive(record) ? record : null
+  }
+
+  /**
+   * A JWT gets no further than its signature and `exp` allow; past them it is looked up by digest
+   * like an opaque token, so its row decides (revocation, suspended owner, deleted application).
+   */
+  async #isValidJwt (token: string): Promise<boolean> {
+    if (this.#jwt === undefined) return false
+    let outcome = this.#jwt.check(token, JWT_TYPES.accessToken)
+    if (outcome === 'unknown-key' && await this.#jwt.reloadForUnknownKey()) outcome = this.#jwt.check(token, JWT_TYPES.accessToken)
+    return outcome === 'valid'
   }
 
   /** The record for a digest whatever its state (inactive ones included), or null if unknown. */
   async resolveDigest (digest: string): Promise<TokenRecord | null> {
     const cached = this.#cache.get(digest)
     if (cached !== undefined) return cached
+    return await this.#load(digest)
+  }
+
+  /** Reads a digest from the store (after a cache miss) and caches the answer. */
+  async #load (digest: string): Promise<TokenRecord | null> {
     const generation = this.#cache.generation
     const record = await this.#lookup(digest)
     // An invalidation during the lookup (revocation, suspension) may postdate what was read.

@@ -75,7 +75,27 @@ export interface TokenIssuerDeps {
   cache: TokenCache
   prefix: string
   limits: LifetimeLimits
+  /** Signs JWT access tokens (applications with `token_format: 'jwt'`); absent: opaque only. */
+  signer?: AccessTokenSigner
 }
+
+/** What a JWT access token is made from: the row it stands for. */
+export interface TokenClaimsSource {
+  id: string
+  scopes: string[]
+  audience: string[] | null
+  createdAt: Date
+  expiresAt: Date | null
+}
+
+export interface AccessTokenSigner {
+  /** The `iss` of every token (PUBLIC_URL). */
+  issuer: string
+  sign: (typ: string, claims: Record<string, unknown>) => string
+}
+
+/** Makes the plaintext of a token whose row is about to be created (default: an opaque token). */
+export type PlaintextFactory = (token: TokenClaimsSource) => string
 
 /**
  * Issues an access token for `owner` (a user, or null for an application's own token) in `em`'s
@@ -85,7 +105,7 @@ export interface TokenIssuerDeps {
 export async function issueToken (
   em: EntityManager,
   deps: TokenIssuerDeps,
-  params: { owner: User | null, application: Application, input: NewTokenInput, actor: Actor, now?: Date }
+  params: { owner: User | null, application: Application, input: NewTokenInput, actor: Actor, now?: Date, plaintext?: PlaintextFactory }
 ): Promise<IssuedToken> {
   const { owner, application, input, actor } = params
   const now = params.now ?? new Date()
@@ -116,7 +136,7 @@ export async function issueToken (
     if (clash > 0) throw new Errors.Conflict(`a live token named "${name}" already exists for ${owner.username}`)
   }
 
-  return mintToken(em, deps, { owner, application, name, scopes, audience, expiresAt, actor, now })
+  return mintToken(em, deps, { owner, application, name, scopes, audience, expiresAt, actor, now, plaintext: params.plaintext })
 }
 
 interface MintParams {
@@ -129,15 +149,17 @@ interface MintParams {
   actor: Actor
   now: Date
   rotatedFrom?: string
+  plaintext?: PlaintextFactory | undefined
 }
 
 /** Creates the row for an already validated token, and its audit event. */
 function mintToken (em: EntityManager, deps: TokenIssuerDeps, params: MintParams): IssuedToken {
   const { owner, application, name, scopes, audience, expiresAt, actor, now } = params
-  const plaintext = generateToken(deps.prefix)
+  const id = uuidv7()
+  const plaintext = params.plaintext?.({ id, scopes, audience, createdAt: now, expiresAt }) ?? generateToken(deps.prefix)
   const digest = deps.digester.digest(plaintext)
   const token = em.create(AccessToken, {
-    id: uuidv7(),
+    id,
     name,
     digest,
     lastEight: lastEight(plaintext),

@@ -10,7 +10,7 @@ import { CreateTokenBody, UsernameParams } from '../../../schemas/tokens.js'
 import { findInternalApplication } from '../../services/applications.js'
 import { pageLinks } from '../../services/pagination.js'
 import { findTokenByReference, listTokensByPage, revokeAndForget, tokenFilterQuery, toTokenView } from '../../services/token-management.js'
-import { isWellFormedToken, lastEight } from '../../services/token-format.js'
+import { lastEight } from '../../services/token-format.js'
 import { issueToken, revokeToken } from '../../services/tokens.js'
 import { findUserByUsername } from '../../services/users.js'
 import { serializeCreatedToken } from '../users/serialize.js'
@@ -19,7 +19,7 @@ const security = [{ bearerAuth: [] }]
 
 /** Tokens of any user, and leaked tokens by value: /api/v1/admin/users/{username}/tokens, /api/v1/admin/tokens/*. */
 const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { services, config } = fastify
+  const { services } = fastify
   fastify.addHook('onRequest', fastify.requireAdmin)
 
   async function userOr404 (em: ReturnType<typeof fastify.orm.em.fork>, username: string): Promise<User> {
@@ -94,7 +94,8 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
   }
 
   async function findByValue (em: ReturnType<typeof fastify.orm.em.fork>, value: string): Promise<AccessToken | null | 'malformed'> {
-    if (!isWellFormedToken(value, config.TOKEN_PREFIX)) return 'malformed'
+    // Opaque tokens and Tessera-signed JWT access tokens alike.
+    if (!services.resolver.isWellFormed(value)) return 'malformed'
     return await em.findOne(AccessToken, { digest: services.digester.digest(value) }, { populate: ['application', 'user'] })
   }
 

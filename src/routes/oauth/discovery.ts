@@ -8,12 +8,14 @@ const ServerMetadata = Type.Object({
   token_endpoint: Type.String(),
   introspection_endpoint: Type.String(),
   revocation_endpoint: Type.String(),
+  jwks_uri: Type.String({ description: 'The keys that verify JWT access tokens and signed introspection answers' }),
   token_endpoint_auth_methods_supported: Type.Array(Type.String()),
   introspection_endpoint_auth_methods_supported: Type.Array(Type.String({ description: 'A bearer token with the introspect scope is accepted too (RFC 8414 has no name for it)' })),
   revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
   grant_types_supported: Type.Array(Type.String()),
   response_types_supported: Type.Array(Type.String(), { description: 'Empty: there is no authorization endpoint' }),
   scopes_supported: Type.Array(Type.String()),
+  introspection_signing_alg_values_supported: Type.Array(Type.String({ description: 'RFC 9701 §7: algorithms of signed introspection answers (Accept: application/token-introspection+jwt)' })),
   service_documentation: Type.String()
 }, { title: 'AuthorizationServerMetadata', description: 'RFC 8414 §2 authorization server metadata' })
 
@@ -28,13 +30,14 @@ const discovery: FastifyPluginAsyncTypebox = async function (fastify) {
     token_endpoint: `${issuer}/oauth/token`,
     introspection_endpoint: `${issuer}/oauth/introspect`,
     revocation_endpoint: `${issuer}/oauth/revoke`,
-    // jwks_uri: `${issuer}/.well-known/jwks.json` — added with the signing keys.
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
     token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
     introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
     revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
     grant_types_supported: ['client_credentials'],
     response_types_supported: [],
     scopes_supported: fastify.config.scopes.names,
+    introspection_signing_alg_values_supported: ['ES256'],
     service_documentation: `${issuer}/documentation`
   }
 

@@ -3,27 +3,49 @@ import type { FastifyRequest } from 'fastify'
 import { Errors } from '../../errors.js'
 import { IntrospectBody } from '../../../schemas/oauth.js'
 import { oauthErrors } from '../../../schemas/common.js'
-import { introspectionResponse, INACTIVE } from '../../services/introspection.js'
+import { introspectionResponse, INACTIVE, type IntrospectionBody } from '../../services/introspection.js'
+import { JWT_TYPES } from '../../services/signing-keys.js'
 import { requireFormBody } from './form.js'
+
+/** RFC 9701 §4: the media type a caller asks for to get a signed answer. */
+export const SIGNED_INTROSPECTION_TYPE = 'application/token-introspection+jwt'
 
 /**
  * POST /oauth/introspect — RFC 7662. The hot path: checksum, digest and a cache hit in the
  * common case; the database only on a miss; never argon2 (client credentials are cached).
+ * With `Accept: application/token-introspection+jwt` the same answer comes signed (RFC 9701).
  */
 const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { resolver } = fastify.services
+  const { resolver, keys } = fastify.services
   const issuer = fastify.config.publicUrl
+
+  /** RFC 9701 §5: the answer as the `token_introspection` claim of a JWT addressed to the caller. */
+  function signedAnswer (answer: IntrospectionBody, audience: string): string {
+    return keys.sign(JWT_TYPES.introspection, {
+      iss: issuer,
+      aud: audience,
+      iat: Math.floor(Date.now() / 1000),
+      token_introspection: answer
+    })
+  }
 
   fastify.post('/oauth/introspect', {
     schema: {
       tags: ['oauth'],
       summary: 'Introspect a token (RFC 7662)',
-      description: 'The caller authenticates as an application holding the `introspect` scope (client_secret_basic, or client_id and client_secret in the form: client_secret_post) or with a bearer token holding `introspect`. Anything but an active token — unknown, malformed, expired, revoked, owner suspended — is exactly `{"active": false}`.',
+      description: 'The caller authenticates as an application holding the `introspect` scope (client_secret_basic, or client_id and client_secret in the form: client_secret_post) or with a bearer token holding `introspect`. Anything but an active token — unknown, malformed, expired, revoked, owner suspended — is exactly `{"active": false}`. ' +
+        'With `Accept: application/token-introspection+jwt` the answer is a JWT (RFC 9701) signed with a key from `/.well-known/jwks.json`: header `typ: token-introspection+jwt`, claims `iss`, `aud` (the caller\'s client_id), `iat` and `token_introspection` (the JSON answer). Errors stay JSON.',
       security: [{ clientSecretBasic: [] }, { bearerAuth: [] }, {}],
       consumes: ['application/x-www-form-urlencoded'],
       body: IntrospectBody,
       response: {
-        200: { $ref: 'Introspection' },
+        200: {
+          description: 'The introspection answer, as JSON or (when asked for) as a signed JWT',
+          content: {
+            'application/json': { schema: { $ref: 'Introspection' } },
+            [SIGNED_INTROSPECTION_TYPE]: { schema: { type: 'string', description: 'A compact JWS (RFC 9701)' } }
+          }
+        },
         ...oauthErrors(400, 401, 403, 413, 415, 429, 503)
       }
     },
@@ -51,12 +73,27 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
       throw Object.assign(new Errors.BadRequest('a token cannot be used to introspect itself'), { oauthError: 'invalid_request' })
     }
     const record = await resolver.resolve(token)
-    if (record === null) return INACTIVE
-    const audiences = caller.kind === 'client' ? caller.client.introspectionAudiences : null
-    const answer = introspectionResponse(record, issuer, audiences)
-    // The holder's address is unknown here (the caller is a resource server): time only.
-    if (answer.active) fastify.usage.record(record.id, null)
-    return answer
+    let answer: IntrospectionBody = INACTIVE
+    if (record !== null) {
+      const audiences = caller.kind === 'client' ? caller.client.introspectionAudiences : null
+      answer = introspectionResponse(record, issuer, audiences)
+      // The holder's address is unknown here (the caller is a resource server): time only.
+      if (answer.active) fastify.usage.record(record.id, null)
+    }
+    if (!wantsSignedAnswer(request.headers.accept)) return answer
+    const audience = caller.kind === 'client' ? caller.client.clientId : caller.token.clientId
+    return await reply.type(SIGNED_INTROSPECTION_TYPE).send(signedAnswer(answer, audience))
+  })
+}
+
+/** Whether the Accept header asks for application/token-introspection+jwt (with a non-zero q). */
+export function wantsSignedAnswer (accept: string | undefined): boolean {
+  if (accept === undefined || !accept.toLowerCase().includes(SIGNED_INTROSPECTION_TYPE)) return false
+  return accept.split(',').some((range) => {
+    const [type = '', ...parameters] = range.split(';').map((part) => part.trim().toLowerCase())
+    if (type !== SIGNED_INTROSPECTION_TYPE) return false
+    const q = parameters.find((parameter) => parameter.startsWith('q='))
+    return q === undefined || Number(q.slice(2)) > 0
   })
 }
 

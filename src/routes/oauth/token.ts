@@ -26,7 +26,7 @@ const TokenRequestBody = Type.Object({
 })
 
 const TokenResponse = Type.Object({
-  access_token: Type.String({ description: 'An opaque Tessera token, shown once; introspect it or send it as a bearer token' }),
+  access_token: Type.String({ description: 'A Tessera token, shown once: opaque, or an RFC 9068 JWT for applications with token_format jwt; introspect it or send it as a bearer token' }),
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ description: 'Seconds until the token expires' }),
   scope: Type.String({ description: 'The granted scopes, space-separated' })

@@ -16,12 +16,14 @@ t.test('GET /.well-known/oauth-authorization-server', async (t) => {
       token_endpoint: `${PUBLIC_URL}/oauth/token`,
       introspection_endpoint: `${PUBLIC_URL}/oauth/introspect`,
       revocation_endpoint: `${PUBLIC_URL}/oauth/revoke`,
+      jwks_uri: `${PUBLIC_URL}/.well-known/jwks.json`,
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       grant_types_supported: ['client_credentials'],
       response_types_supported: [],
       scopes_supported: ['admin', 'deploy', 'introspect', 'read:repository', 'read:tokens', 'write:repository', 'write:tokens'],
+      introspection_signing_alg_values_supported: ['ES256'],
       service_documentation: `${PUBLIC_URL}/documentation`
     })
   })
@@ -47,6 +49,9 @@ t.test('GET /.well-known/oauth-authorization-server', async (t) => {
     }
     const docs = await app.inject({ method: 'GET', url: new URL(metadata.service_documentation).pathname })
     t.equal(docs.statusCode, 200, 'service_documentation exists')
+    const jwks = await app.inject({ method: 'GET', url: new URL(metadata.jwks_uri).pathname })
+    t.equal(jwks.statusCode, 200, 'jwks_uri exists')
+    t.match(jwks.json(), { keys: [{ kty: 'EC', alg: 'ES256', use: 'sig' }] })
   })
 })
 
