@@ -46,6 +46,7 @@ export const UserTokenParams = Type.Object({
 
 const RedirectUri = Type.String({ minLength: 1, maxLength: 2000, description: 'An absolute URI without a fragment' })
 const AudienceList = Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 50 })
+const IntrospectionScopes = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 50, description: 'Limit introspection to tokens carrying one of these scopes; empty or null: no limit' })
 const TokenFormat = Type.Union([Type.Literal('opaque'), Type.Literal('jwt')], { description: 'Format of the tokens the application obtains from /oauth/token' })
 
 export const ApplicationView = Type.Object({
@@ -56,6 +57,7 @@ export const ApplicationView = Type.Object({
   redirect_uris: Type.Array(Type.String()),
   scopes: Type.Array(Type.String()),
   introspection_audiences: Nullable(Type.Array(Type.String())),
+  introspection_scopes: Nullable(Type.Array(Type.String(), { description: 'Only tokens carrying one of these scopes introspect as active to this application' })),
   token_format: TokenFormat,
   internal: Type.Boolean({ description: 'The built-in first-party application that owns personal tokens' }),
   created_at: DateTime
@@ -72,6 +74,7 @@ export const CreateApplicationBody = Type.Object({
   confidential: Type.Optional(Type.Boolean({ default: true, description: 'Confidential clients get a secret; public ones do not' })),
   redirect_uris: Type.Optional(Type.Array(RedirectUri, { maxItems: 20 })),
   introspection_audiences: Type.Optional(Nullable(AudienceList)),
+  introspection_scopes: Type.Optional(Nullable(IntrospectionScopes)),
   token_format: Type.Optional(TokenFormat)
 }, { additionalProperties: false })
 
@@ -80,6 +83,7 @@ export const UpdateApplicationBody = Type.Object({
   scopes: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 50 })),
   redirect_uris: Type.Optional(Type.Array(RedirectUri, { maxItems: 20 })),
   introspection_audiences: Type.Optional(Nullable(AudienceList)),
+  introspection_scopes: Type.Optional(Nullable(IntrospectionScopes)),
   token_format: Type.Optional(TokenFormat)
 }, { additionalProperties: false, minProperties: 1 })
 

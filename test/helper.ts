@@ -132,7 +132,7 @@ export async function seedToken (app: FastifyInstance, username: string, input: 
 }
 
 /** Creates an OAuth application; returns its client_id and secret. */
-export async function seedApplication (app: FastifyInstance, scopes: string[] = ['introspect'], extra: { introspectionAudiences?: string[] | null, confidential?: boolean } = {}): Promise<{ clientId: string, clientSecret: string, id: string }> {
+export async function seedApplication (app: FastifyInstance, scopes: string[] = ['introspect'], extra: { introspectionAudiences?: string[] | null, introspectionScopes?: string[] | null, confidential?: boolean, tokenFormat?: 'opaque' | 'jwt' } = {}): Promise<{ clientId: string, clientSecret: string, id: string }> {
   const em = app.orm.em.fork()
   const created = await em.transactional(async (tx) => await createApplication(tx, {
     hasher: app.services.hasher,

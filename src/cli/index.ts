@@ -30,7 +30,7 @@ Commands:
   token generate --username NAME --name TOKEN_NAME --scopes "a b" [--expires-in SECONDS] [--raw]
                                        create a personal access token; --raw prints only the token
   application create --name NAME --scopes "a b" [--public] [--redirect-uri URI ...]
-                     [--introspection-audience AUD ...]
+                     [--introspection-audience AUD ...] [--introspection-scope SCOPE ...]
                                        create an OAuth application; prints client_id and the
                                        client secret (shown once)
   key rotate                           create a new signing key for JWTs; the previous one stays
@@ -103,6 +103,7 @@ async function run (argv: string[], out: Out): Promise<void> {
       public: { type: 'boolean', default: false },
       'redirect-uri': { type: 'string', multiple: true },
       'introspection-audience': { type: 'string', multiple: true },
+      'introspection-scope': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -205,7 +206,8 @@ async function run (argv: string[], out: Out): Promise<void> {
           scopes: list(values.scopes),
           confidential: !values.public,
           redirectUris: values['redirect-uri'] ?? [],
-          introspectionAudiences: values['introspection-audience'] ?? null
+          introspectionAudiences: values['introspection-audience'] ?? null,
+          introspectionScopes: values['introspection-scope'] ?? null
         }, CLI_ACTOR))
         out(`created application "${created.application.name}" (id ${created.application.id})`)
         out(`client_id:     ${created.application.clientId}`)

@@ -17,6 +17,8 @@ export const ApplicationSchema = defineEntity({
     scopes: p.array().default([]),
     // When set, this application may only introspect tokens limited to one of these audiences.
     introspectionAudiences: p.array().nullable(),
+    // When set, this application may only introspect tokens carrying one of these scopes (effective).
+    introspectionScopes: p.array().nullable(),
     tokenFormat: p.enum(TOKEN_FORMATS).default('opaque'),
     createdAt: p.datetime().onCreate(() => new Date())
   }

@@ -36,6 +36,7 @@ export interface CreateApplicationInput {
   confidential?: boolean
   redirectUris?: string[]
   introspectionAudiences?: string[] | null
+  introspectionScopes?: string[] | null
   tokenFormat?: 'opaque' | 'jwt'
 }
 
@@ -71,6 +72,7 @@ export async function createApplication (
     redirectUris,
     scopes,
     introspectionAudiences: normaliseAudiences(input.introspectionAudiences),
+    introspectionScopes: introspectionScopeLimit(deps.scopes, input.introspectionScopes),
     tokenFormat: input.tokenFormat ?? 'opaque'
   })
   recordAudit(em, actor, 'application.created', { type: 'application', id: application.id, label: name }, { client_id: application.clientId, scopes })
@@ -82,6 +84,7 @@ export interface ApplicationPatch {
   scopes?: string[]
   redirect_uris?: string[]
   introspection_audiences?: string[] | null
+  introspection_scopes?: string[] | null
   token_format?: 'opaque' | 'jwt'
 }
 
@@ -139,6 +142,10 @@ export function updateApplication (em: EntityManager, catalogue: ScopeCatalogue,
     application.introspectionAudiences = normaliseAudiences(patch.introspection_audiences)
     changed.push('introspection_audiences')
   }
+  if (patch.introspection_scopes !== undefined) {
+    application.introspectionScopes = introspectionScopeLimit(catalogue, patch.introspection_scopes)
+    changed.push('introspection_scopes')
+  }
   if (patch.token_format !== undefined) {
     application.tokenFormat = patch.token_format
     changed.push('token_format')
@@ -172,8 +179,15 @@ export function toApplicationView (application: Application) {
     redirect_uris: application.redirectUris,
     scopes: application.scopes,
     introspection_audiences: application.introspectionAudiences ?? null,
+    introspection_scopes: application.introspectionScopes ?? null,
     token_format: application.tokenFormat,
     internal: isInternal(application),
     created_at: application.createdAt.toISOString()
   }
+}
+
+/** The scopes an application may see on the tokens it introspects (known scopes; empty: no limit). */
+export function introspectionScopeLimit (catalogue: ScopeCatalogue, scopes: string[] | null | undefined): string[] | null {
+  if (scopes == null || scopes.length === 0) return null
+  return validateScopes(catalogue, scopes)
 }

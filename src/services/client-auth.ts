@@ -9,6 +9,7 @@ export interface ClientRecord {
   name: string
   scopes: string[]
   introspectionAudiences: string[] | null
+  introspectionScopes: string[] | null
 }
 
 export interface ClientRow {
@@ -18,9 +19,10 @@ export interface ClientRow {
   client_secret_hash: string | null
   scopes: string[]
   introspection_audiences: string[] | null
+  introspection_scopes: string[] | null
 }
 
-export const CLIENT_LOOKUP_SQL = `select id, client_id, name, client_secret_hash, scopes, introspection_audiences
+export const CLIENT_LOOKUP_SQL = `select id, client_id, name, client_secret_hash, scopes, introspection_audiences, introspection_scopes
   from applications where client_id = ?`
 
 export type ClientLookup = (clientId: string) => Promise<ClientRow | null>
@@ -69,7 +71,8 @@ export class ClientAuthenticator {
       clientId: row.client_id,
       name: row.name,
       scopes: row.scopes,
-      introspectionAudiences: row.introspection_audiences !== null && row.introspection_audiences.length > 0 ? row.introspection_audiences : null
+      introspectionAudiences: row.introspection_audiences !== null && row.introspection_audiences.length > 0 ? row.introspection_audiences : null,
+      introspectionScopes: row.introspection_scopes !== null && row.introspection_scopes.length > 0 ? row.introspection_scopes : null
     }
   }
 

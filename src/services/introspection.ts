@@ -17,18 +17,29 @@ export interface IntrospectionBody {
   jti?: string
 }
 
+/** What a calling application may see: null means no limit. */
+export interface IntrospectionPolicy {
+  audiences: string[] | null
+  scopes: string[] | null
+}
+
+const UNLIMITED: IntrospectionPolicy = { audiences: null, scopes: null }
+
 /**
- * Whether a caller limited to `audiences` may see `record`: a token restricted to other
- * audiences is hidden from it; an unrestricted token is usable everywhere, so it is visible.
+ * Whether a caller limited by `policy` may see `record`. Audiences: a token restricted to other
+ * audiences is hidden; an unrestricted token is usable everywhere, so it is visible. Scopes: the
+ * token must carry (effectively) at least one of the caller's scopes.
  */
-export function visibleTo (record: TokenRecord, audiences: string[] | null): boolean {
-  if (audiences === null || record.audience === null) return true
-  return record.audience.some((entry) => audiences.includes(entry))
+export function visibleTo (record: TokenRecord, policy: IntrospectionPolicy = UNLIMITED): boolean {
+  const { audiences, scopes } = policy
+  if (audiences !== null && record.audience !== null && !record.audience.some((entry) => audiences.includes(entry))) return false
+  if (scopes !== null && !record.effectiveScope.split(' ').some((scope) => scopes.includes(scope))) return false
+  return true
 }
 
 /** RFC 7662 §2.2 answer for an active token (fields that do not apply are left out, never null). */
-export function introspectionResponse (record: TokenRecord, issuer: string, callerAudiences: string[] | null = null): IntrospectionBody {
-  if (!visibleTo(record, callerAudiences)) return INACTIVE
+export function introspectionResponse (record: TokenRecord, issuer: string, policy: IntrospectionPolicy = UNLIMITED): IntrospectionBody {
+  if (!visibleTo(record, policy)) return INACTIVE
   const body: IntrospectionBody = {
     active: true,
     scope: record.effectiveScope,

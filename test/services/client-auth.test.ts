@@ -42,7 +42,8 @@ t.test('the correct secret authenticates and yields the client record', async (t
     clientId: seeded.clientId,
     name: row?.name,
     scopes: ['introspect', 'read:repository'],
-    introspectionAudiences: null
+    introspectionAudiences: null,
+    introspectionScopes: null
   })
 })
 

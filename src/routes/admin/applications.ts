@@ -42,6 +42,7 @@ const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
       ...(body.confidential !== undefined ? { confidential: body.confidential } : {}),
       ...(body.redirect_uris !== undefined ? { redirectUris: body.redirect_uris } : {}),
       ...(body.introspection_audiences !== undefined ? { introspectionAudiences: body.introspection_audiences } : {}),
+      ...(body.introspection_scopes !== undefined ? { introspectionScopes: body.introspection_scopes } : {}),
       ...(body.token_format !== undefined ? { tokenFormat: body.token_format } : {})
     }, request.principal!.actor))
     return reply.code(201).header('cache-control', 'no-store').header('pragma', 'no-cache')

@@ -75,8 +75,10 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
     const record = await resolver.resolve(token)
     let answer: IntrospectionBody = INACTIVE
     if (record !== null) {
-      const audiences = caller.kind === 'client' ? caller.client.introspectionAudiences : null
-      answer = introspectionResponse(record, issuer, audiences)
+      const policy = caller.kind === 'client'
+        ? { audiences: caller.client.introspectionAudiences, scopes: caller.client.introspectionScopes }
+        : undefined
+      answer = introspectionResponse(record, issuer, policy)
       // The holder's address is unknown here (the caller is a resource server): time only.
       if (answer.active) fastify.usage.record(record.id, null)
     }

@@ -64,7 +64,7 @@ t.test('create', async (t) => {
     t.equal(res.statusCode, 201)
     t.equal(res.headers['cache-control'], 'no-store')
     const body = res.json()
-    t.strictSame(Object.keys(body).sort(), ['client_id', 'client_secret', 'confidential', 'created_at', 'id', 'internal', 'introspection_audiences', 'name', 'redirect_uris', 'scopes', 'token_format'])
+    t.strictSame(Object.keys(body).sort(), ['client_id', 'client_secret', 'confidential', 'created_at', 'id', 'internal', 'introspection_audiences', 'introspection_scopes', 'name', 'redirect_uris', 'scopes', 'token_format'])
     t.match(body, {
       id: UUID,
       name: 'Gateway',
@@ -74,6 +74,7 @@ t.test('create', async (t) => {
       redirect_uris: ['https://gw.example/callback'],
       scopes: ['introspect'],
       introspection_audiences: null,
+      introspection_scopes: null,
       token_format: 'opaque',
       internal: false,
       created_at: ISO_DATE
@@ -91,6 +92,18 @@ t.test('create', async (t) => {
     const res = await admin('POST', '/api/v1/admin/applications', { name: 'api', scopes: ['introspect', 'read:repository'], redirect_uris: [], introspection_audiences: ['https://api.example'], token_format: 'jwt' })
     t.equal(res.statusCode, 201)
     t.match(res.json(), { redirect_uris: [], scopes: ['introspect', 'read:repository'], introspection_audiences: ['https://api.example'], token_format: 'jwt' })
+  })
+
+  t.test('introspection_scopes are checked against the catalogue and can be changed', async (t) => {
+    const res = await admin('POST', '/api/v1/admin/applications', { name: 'scoped', scopes: ['introspect'], introspection_scopes: ['read:repository'] })
+    t.equal(res.statusCode, 201)
+    t.strictSame(res.json().introspection_scopes, ['read:repository'])
+    const unknown = await admin('POST', '/api/v1/admin/applications', { name: 'bad', scopes: ['introspect'], introspection_scopes: ['read:nothing'] })
+    t.equal(unknown.statusCode, 400)
+    t.equal(unknown.json().code, 'TESSERA_INVALID_SCOPE')
+    const cleared = await admin('PATCH', `/api/v1/admin/applications/${res.json().id as string}`, { introspection_scopes: [] })
+    t.equal(cleared.statusCode, 200)
+    t.equal(cleared.json().introspection_scopes, null)
   })
 
   t.test('an empty introspection_audiences list means no limit, as on update', async (t) => {

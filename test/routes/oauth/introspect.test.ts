@@ -347,6 +347,24 @@ t.test('inactive tokens are exactly {"active":false}', async (t) => {
   })
 })
 
+t.test('an application limited to scopes sees only tokens carrying one of them', async (t) => {
+  await seedUser(app, 'scope-owner')
+  const repositoryReader = await seedApplication(app, ['introspect'], { introspectionScopes: ['read:repository'] })
+  const auth = basic(repositoryReader.clientId, repositoryReader.clientSecret)
+  const reader = await seedToken(app, 'scope-owner', { scopes: ['read:repository'] })
+  const writer = await seedToken(app, 'scope-owner', { scopes: ['write:repository'] })
+  const other = await seedToken(app, 'scope-owner', { scopes: ['read:tokens'] })
+
+  t.equal((await introspect(app, { token: reader.token }, auth)).json().active, true, 'a token with the scope is active')
+  const implied = await introspect(app, { token: writer.token }, auth)
+  t.equal(implied.json().active, true, 'write:repository implies read:repository')
+  t.equal(implied.json().scope, 'write:repository read:repository')
+  assertInactive(t, await introspect(app, { token: other.token }, auth))
+
+  const unlimited = await seedApplication(app, ['introspect'])
+  t.equal((await introspect(app, { token: other.token }, basic(unlimited.clientId, unlimited.clientSecret))).json().active, true, 'an unlimited application sees it')
+})
+
 t.test('an application limited to audiences sees only tokens for them', async (t) => {
   await seedUser(app, 'audience-owner')
   const billing = await seedApplication(app, ['introspect'], { introspectionAudiences: ['billing'] })
