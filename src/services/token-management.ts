@@ -29,7 +29,8 @@ export interface TokenFilters {
   expires_after?: string
 }
 
-function escapeLike (value: string): string {
+/** Escapes LIKE/ILIKE wildcards so a search term matches literally. */
+export function escapeLike (value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`)
 }
 

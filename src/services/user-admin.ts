@@ -3,6 +3,7 @@ import { User } from '../entities/user.js'
 import { Errors } from '../errors.js'
 import { recordAudit, type Actor } from './audit.js'
 import type { PasswordHasher } from './passwords.js'
+import { escapeLike } from './token-management.js'
 import { MIN_PASSWORD_LENGTH } from './users.js'
 
 /** Serialises changes to admin rights and suspension across replicas (see assertAdminRemains). */
@@ -28,7 +29,7 @@ export function userFilterQuery (filters: UserFilters): FilterQuery<User> {
   if (filters.state === 'active') and.push({ suspendedAt: null })
   if (filters.state === 'suspended') and.push({ suspendedAt: { $ne: null } })
   if (filters.admin !== undefined) and.push({ admin: filters.admin })
-  if (filters.q !== undefined && filters.q !== '') and.push({ username: { $ilike: `%${filters.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` } })
+  if (filters.q !== undefined && filters.q !== '') and.push({ username: { $ilike: `%${escapeLike(filters.q)}%` } })
   if (filters.created_before !== undefined) and.push({ createdAt: { $lt: new Date(filters.created_before) } })
   if (filters.created_after !== undefined) and.push({ createdAt: { $gt: new Date(filters.created_after) } })
   return and.length === 0 ? {} : { $and: and }

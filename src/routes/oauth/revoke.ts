@@ -11,7 +11,7 @@ import { INTERNAL_CLIENT_ID } from '../../services/applications.js'
 import type { Actor } from '../../services/audit.js'
 import { revokeAndForget } from '../../services/token-management.js'
 import { requireFormBody } from './form.js'
-import { authenticateClient, CLIENT_REQUESTS_PER_MINUTE, clientRateLimitKey } from './token.js'
+import { authenticateClient, CLIENT_RATE_LIMIT } from './token.js'
 
 const RevokeBody = Type.Object({
   token: Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH, description: 'The token to revoke' }),
@@ -68,12 +68,7 @@ const revoke: FastifyPluginAsyncTypebox = async function (fastify) {
     },
     config: {
       oauthErrors: true,
-      rateLimit: {
-        hook: 'preValidation',
-        max: CLIENT_REQUESTS_PER_MINUTE,
-        timeWindow: 60_000,
-        keyGenerator: clientRateLimitKey
-      }
+      rateLimit: CLIENT_RATE_LIMIT
     },
     preValidation: requireFormBody
   }, async function (request, reply) {

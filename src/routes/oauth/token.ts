@@ -18,6 +18,17 @@ import { requireFormBody } from './form.js'
  */
 export const CLIENT_REQUESTS_PER_MINUTE = 600
 
+/**
+ * The rate limit of the client-authenticated endpoints (token, revoke): per claimed client,
+ * applied after body parsing so a client_secret_post caller is keyed by the client_id in the form.
+ */
+export const CLIENT_RATE_LIMIT = {
+  hook: 'preValidation' as const,
+  max: CLIENT_REQUESTS_PER_MINUTE,
+  timeWindow: 60_000,
+  keyGenerator: clientRateLimitKey
+}
+
 const TokenRequestBody = Type.Object({
   grant_type: Type.String({ minLength: 1, maxLength: 255, description: 'client_credentials (the only grant this server issues)' }),
   scope: Type.Optional(Type.String({ maxLength: 2048, description: 'Space-separated scopes, each one the application holds; absent or empty: all of them (never admin)' })),
@@ -112,13 +123,7 @@ const token: FastifyPluginAsyncTypebox = async function (fastify) {
     },
     config: {
       oauthErrors: true,
-      rateLimit: {
-        // After body parsing: the key of a client_secret_post caller is the client_id in the form.
-        hook: 'preValidation',
-        max: CLIENT_REQUESTS_PER_MINUTE,
-        timeWindow: 60_000,
-        keyGenerator: clientRateLimitKey
-      }
+      rateLimit: CLIENT_RATE_LIMIT
     },
     preValidation: requireFormBody
   }, async function (request, reply) {
