@@ -6,8 +6,11 @@ import { migrationsList } from './src/migrations/index.js'
 export interface OrmSettings {
   clientUrl: string
   poolMax: number
-  /** Milliseconds a query may take before it is cancelled (keeps a dead database from hanging requests). */
-  statementTimeout?: number
+  /**
+   * Milliseconds to wait for a connection (a free one from the pool, or a new one) before failing,
+   * so a dead database fails requests quickly instead of queueing them (default 5000).
+   */
+  connectTimeout?: number
 }
 
 /**
@@ -24,8 +27,9 @@ export function createOrmConfig (settings: OrmSettings): Options {
     allowGlobalContext: false,
     pool: { min: 0, max: settings.poolMax, idleTimeoutMillis: 30000 },
     driverOptions: {
-      connectionTimeoutMillis: 5000,
-      ...(settings.statementTimeout !== undefined ? { statement_timeout: settings.statementTimeout } : {})
+      connectionTimeoutMillis: settings.connectTimeout ?? 5000,
+      // Notice a peer that vanished without closing the connection (a partition, a killed host).
+      keepAlive: true
     },
     migrations: {
       migrationsList,

@@ -17,6 +17,7 @@ export const EnvSchema = Type.Object({
 
   DATABASE_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.+)?$' }),
   DATABASE_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
+  DATABASE_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 60000 }),
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
 
   TOKEN_PREFIX: Type.String({ default: 'tsr', pattern: '^[a-z][a-z0-9]{1,15}$' }),
@@ -42,7 +43,11 @@ export const EnvSchema = Type.Object({
   CACHE_MAX_BYTES: Type.Integer({ default: 67108864, minimum: 0 }),
   CACHE_TTL: Type.Integer({ default: 30, minimum: 0, maximum: 3600 }),
   CACHE_NEGATIVE_TTL: Type.Integer({ default: 5, minimum: 0, maximum: 300 }),
+  CACHE_DEGRADED_TTL: Type.Integer({ default: 5, minimum: 0, maximum: 300 }),
   CLIENT_CREDENTIAL_CACHE_TTL: Type.Integer({ default: 60, minimum: 0, maximum: 3600 }),
+
+  METRICS_ENABLED: Type.Boolean({ default: true }),
+  METRICS_TOKEN: Type.String({ default: '' }),
 
   RATE_LIMIT_WINDOW: Type.Integer({ default: 60, minimum: 1, maximum: 86400 }),
   RATE_LIMIT_PASSWORD_PER_USER: Type.Integer({ default: 10, minimum: 1 }),

@@ -13,6 +13,7 @@ import authorization from '../plugins/app/authorization.js'
 import links from '../plugins/app/links.js'
 import usage from '../plugins/app/usage.js'
 import requestId from '../plugins/app/request-id.js'
+import metrics from '../plugins/app/metrics.js'
 import health from './routes/health/index.js'
 import introspect from './routes/oauth/introspect.js'
 import tokenInfo from './routes/oauth/token-info.js'
@@ -48,7 +49,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   const { config } = options
 
   // 1. plugins/external
-  await fastify.register(orm, { clientUrl: options.databaseUrl, poolMax: config.embeddedDatabase ? 1 : config.DATABASE_POOL_MAX, migrate: options.migrate ?? true })
+  await fastify.register(orm, { clientUrl: options.databaseUrl, poolMax: config.embeddedDatabase ? 1 : config.DATABASE_POOL_MAX, connectTimeout: config.DATABASE_TIMEOUT_MS, migrate: options.migrate ?? true })
   await fastify.register(formbody)
   await fastify.register(rateLimit)
   await fastify.register(swagger, { publicUrl: config.publicUrl, version: VERSION })
@@ -58,6 +59,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(keys, { ensure: options.migrate ?? true })
   await fastify.register(requestId)
   await fastify.register(errorHandler)
+  await fastify.register(metrics)
   await fastify.register(usage)
   await fastify.register(authentication)
   await fastify.register(authorization)

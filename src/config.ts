@@ -36,6 +36,9 @@ export function loadConfig (source: Record<string, string | undefined>, options:
   if (env.SIGNING_KEY_SECRET !== '' && env.SIGNING_KEY_SECRET.length < 32) {
     throw new ConfigError('invalid configuration: SIGNING_KEY_SECRET must be at least 32 characters (or unset)')
   }
+  if (env.METRICS_TOKEN !== '' && env.METRICS_TOKEN.length < 16) {
+    throw new ConfigError('invalid configuration: METRICS_TOKEN must be at least 16 characters (or unset)')
+  }
   if (env.BOOTSTRAP_ADMIN_PASSWORD !== '' && env.BOOTSTRAP_ADMIN_PASSWORD.length < MIN_PASSWORD_LENGTH) {
     throw new ConfigError(`invalid configuration: BOOTSTRAP_ADMIN_PASSWORD must be at least ${MIN_PASSWORD_LENGTH} characters (or unset)`)
   }

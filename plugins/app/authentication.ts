@@ -40,6 +40,24 @@ export function formDecode (value: string): string | null {
   }
 }
 
+/**
+ * The rate-limit key of a client endpoint's caller: the client it claims to be (Basic user name,
+ * or client_id of client_secret_post — checked only afterwards, so a flood of wrong secrets is
+ * limited under the name it uses), the tail of a bearer token, else the address.
+ */
+export function callerRateLimitKey (request: FastifyRequest): string {
+  const header = request.headers.authorization
+  if (header !== undefined && header !== '') {
+    const authorization = parseAuthorization(header)
+    if (authorization?.scheme === 'basic') return `client:${authorization.username}`
+    if (authorization?.scheme === 'bearer') return `bearer:${authorization.token.slice(-12)}`
+    return `ip:${request.ip}`
+  }
+  const body = request.body as { client_id?: unknown } | undefined
+  if (typeof body?.client_id === 'string') return `client:${body.client_id}`
+  return `ip:${request.ip}`
+}
+
 export function bearerChallenge (error?: string, description?: string): string {
   if (error === undefined) return BEARER_CHALLENGE
   return `${BEARER_CHALLENGE}, error="${error}"${description !== undefined ? `, error_description="${description.replace(/["\\]/g, '')}"` : ''}`

@@ -18,6 +18,7 @@ const SAFE_SERVER_ERRORS = new Set(['TESSERA_INTERNAL_APP_MISSING', 'TESSERA_DAT
  * Socket and DNS failures, and the PostgreSQL SQLSTATEs a server answers when it cannot take
  * a connection: class 08 (connection exception), 53300 (too many connections), 57P01–57P03
  * (shutting down, crashed, starting up) and 3D000 (the configured database does not exist).
+ * A statement that outlived DATABASE_TIMEOUT_MS ("Query read timeout" from pg) counts too.
  */
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
@@ -29,7 +30,7 @@ export function isDatabaseUnavailable (error: unknown): boolean {
   const err = error as { name?: string, code?: string, message?: string }
   return err.name === 'ConnectionException' ||
     UNAVAILABLE_CODES.has(err.code ?? '') ||
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(err.message ?? '')
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout/i.test(err.message ?? '')
 }
 
 interface Normalised {

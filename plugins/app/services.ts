@@ -13,6 +13,13 @@ declare module 'fastify' {
 /** Wires the domain services once and exposes them as `fastify.services`. */
 export default fp<{ config: Config }>(async function services (fastify, options) {
   fastify.decorate('config', options.config)
-  fastify.decorate('services', createServices(options.config, fastify.orm))
+  const services = createServices(options.config, fastify.orm, fastify.log)
+  fastify.decorate('services', services)
   fastify.orm.em.getEventManager().registerSubscriber(new AuditLogSubscriber(fastify.log))
+  const { listener } = services
+  if (listener !== null) {
+    // Resolves once listening, or after the first failed attempt (it keeps retrying on its own).
+    await listener.start()
+    fastify.addHook('onClose', async () => { await listener.stop() })
+  }
 }, { name: 'services', dependencies: ['orm'] })

@@ -11,6 +11,8 @@ declare module 'fastify' {
 export interface OrmPluginOptions {
   clientUrl: string
   poolMax: number
+  /** Milliseconds to wait for a database connection (DATABASE_TIMEOUT_MS). */
+  connectTimeout?: number
   /** Apply pending migrations before serving (the default; the CLI `migrate` does the same). */
   migrate?: boolean
 }
@@ -21,7 +23,7 @@ export interface OrmPluginOptions {
  * and never pays for a unit of work.
  */
 export default fp<OrmPluginOptions>(async function orm (fastify, options) {
-  const orm = await MikroORM.init(createOrmConfig({ clientUrl: options.clientUrl, poolMax: options.poolMax }))
+  const orm = await MikroORM.init(createOrmConfig({ clientUrl: options.clientUrl, poolMax: options.poolMax, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}) }))
   fastify.addHook('onClose', async () => { await orm.close() })
   if (options.migrate ?? true) {
     const applied = await orm.migrator.up()

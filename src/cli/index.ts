@@ -157,6 +157,8 @@ async function run (argv: string[], out: Out): Promise<void> {
           recordAudit(tx, CLI_ACTOR, suspend ? 'user.suspended' : 'user.unsuspended', { type: 'user', id: found.id, label: found.username })
           return found
         })
+        // Running servers drop what they cached about this user's tokens (LISTEN/NOTIFY).
+        await runtime.services.invalidation.user(user.id)
         out(`${suspend ? 'suspended' : 'unsuspended'} ${user.username}`)
         break
       }

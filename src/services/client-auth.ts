@@ -1,5 +1,6 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, createSecretKey, randomBytes } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import { CacheFreshness } from './cache-freshness.js'
 import type { PasswordHasher } from './passwords.js'
 
 /** An authenticated OAuth client, as the hot path needs it. */
@@ -36,29 +37,47 @@ export type ClientLookup = (clientId: string) => Promise<ClientRow | null>
 export class ClientAuthenticator {
   readonly #lookup: ClientLookup
   readonly #hasher: PasswordHasher
-  readonly #key = randomBytes(32)
-  readonly #verified: LRUCache<string, ClientRecord> | undefined
+  /** A KeyObject (see SecretDigester for why not a Buffer). */
+  readonly #key = createSecretKey(randomBytes(32))
+  readonly #verified: LRUCache<string, { client: ClientRecord, storedAt: number }> | undefined
+  readonly #ttlMs: number
+  readonly #freshness: CacheFreshness
   readonly #inFlight = new Map<string, Promise<ClientRecord | null>>()
+  /** Bumped by every invalidation: a verification that straddles one is not cached. */
+  #generation = 0
 
-  constructor (options: { lookup: ClientLookup, hasher: PasswordHasher, ttlSeconds: number, maxEntries?: number }) {
+  constructor (options: { lookup: ClientLookup, hasher: PasswordHasher, ttlSeconds: number, maxEntries?: number, freshness?: CacheFreshness }) {
     this.#lookup = options.lookup
     this.#hasher = options.hasher
+    this.#ttlMs = options.ttlSeconds * 1000
+    this.#freshness = options.freshness ?? new CacheFreshness(options.ttlSeconds)
     if (options.ttlSeconds > 0) {
-      this.#verified = new LRUCache({ max: options.maxEntries ?? 10000, ttl: options.ttlSeconds * 1000, ttlAutopurge: false })
+      this.#verified = new LRUCache({ max: options.maxEntries ?? 10000, ttl: this.#ttlMs, ttlAutopurge: false })
     }
   }
 
   async authenticate (clientId: string, secret: string): Promise<ClientRecord | null> {
     const key = createHmac('sha256', this.#key).update(clientId).update('\0').update(secret).digest('base64url')
     const cached = this.#verified?.get(key)
-    if (cached !== undefined) return cached
+    if (cached !== undefined) {
+      if (!this.#freshness.degraded || this.#freshness.trusts(cached.storedAt)) return cached.client
+      this.#verified?.delete(key)
+    }
+    const generation = this.#generation
     let pending = this.#inFlight.get(key)
     if (pending === undefined) {
-      pending = this.#verify(clientId, secret).finally(() => this.#inFlight.delete(key))
+      const started: Promise<ClientRecord | null> = this.#verify(clientId, secret).finally(() => {
+        // Only its own entry: an invalidation may have dropped it, and a newer one taken its place.
+        if (this.#inFlight.get(key) === started) this.#inFlight.delete(key)
+      })
+      pending = started
       this.#inFlight.set(key, pending)
     }
     const client = await pending
-    if (client !== null) this.#verified?.set(key, client)
+    const ttl = this.#freshness.lifetime(this.#ttlMs)
+    if (client !== null && generation === this.#generation && ttl > 0) {
+      this.#verified?.set(key, { client, storedAt: Date.now() }, { ttl })
+    }
     return client
   }
 
@@ -78,9 +97,23 @@ export class ClientAuthenticator {
 
   /** Forgets every verified credential of an application (secret rotated, application deleted). */
   invalidateApplication (applicationId: string): void {
+    this.#generation++
+    // A verification in flight read the old row: callers arriving from now on start their own.
+    this.#inFlight.clear()
     if (this.#verified === undefined) return
-    for (const [key, client] of this.#verified.entries()) {
+    for (const [key, { client }] of this.#verified.entries()) {
       if (client.applicationId === applicationId) this.#verified.delete(key)
     }
+  }
+
+  /** Forgets every verified credential (the invalidation channel reconnected: changes may have been missed). */
+  clear (): void {
+    this.#generation++
+    this.#inFlight.clear()
+    this.#verified?.clear()
+  }
+
+  get size (): number {
+    return this.#verified?.size ?? 0
   }
 }

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { CacheFreshness } from './cache-freshness.js'
 
 /** What the hot path needs to answer for a token, as read from the database. */
 export interface TokenRecord {
@@ -21,8 +22,11 @@ export interface TokenRecord {
   ownerActive: boolean
 }
 
-const UNKNOWN = Symbol('unknown token')
-type Entry = TokenRecord | typeof UNKNOWN
+/** A cached answer: the record, or null for a digest known to be unknown; and when it was stored (ms). */
+interface Entry {
+  record: TokenRecord | null
+  storedAt: number
+}
 
 export interface TokenCacheOptions {
   maxEntries: number
@@ -31,6 +35,8 @@ export interface TokenCacheOptions {
   ttl: number
   /** Seconds an unknown digest is remembered as unknown. */
   negativeTtl: number
+  /** Shortens lifetimes while the cross-replica invalidation channel is down (default: never degraded). */
+  freshness?: CacheFreshness
 }
 
 export interface CacheStats {
@@ -42,18 +48,20 @@ export interface CacheStats {
 /**
  * Bounded (entries and bytes) in-process cache of token records by digest. An entry never
  * outlives its token's expiry, and revocation, suspension and deletion remove entries
- * synchronously on this instance.
+ * synchronously on this instance (and, through the invalidation channel, on every other one).
  */
 export class TokenCache {
   readonly #lru: LRUCache<string, Entry> | undefined
   readonly #ttlMs: number
   readonly #negativeTtlMs: number
+  readonly #freshness: CacheFreshness
   readonly stats: CacheStats = { hits: 0, misses: 0, evictions: 0 }
   #generation = 0
 
   constructor (options: TokenCacheOptions) {
     this.#ttlMs = options.ttl * 1000
     this.#negativeTtlMs = options.negativeTtl * 1000
+    this.#freshness = options.freshness ?? new CacheFreshness(options.ttl)
     if (options.maxEntries === 0 || options.ttl === 0) return
     this.#lru = new LRUCache<string, Entry>({
       max: options.maxEntries,
@@ -86,25 +94,34 @@ export class TokenCache {
   /** The cached record, `null` for a digest known to be unknown, `undefined` on a miss. */
   get (digest: string): TokenRecord | null | undefined {
     const entry = this.#lru?.get(digest)
-    if (entry === undefined) {
+    if (entry === undefined || (this.#freshness.degraded && !this.#stillTrusted(digest, entry))) {
       this.stats.misses++
       return undefined
     }
     this.stats.hits++
-    return entry === UNKNOWN ? null : entry
+    return entry.record
+  }
+
+  /** While degraded: drops an entry older than the short lifetime; false when it was dropped. */
+  #stillTrusted (digest: string, entry: Entry): boolean {
+    if (this.#freshness.trusts(entry.storedAt)) return true
+    this.#lru?.delete(digest)
+    return false
   }
 
   set (digest: string, record: TokenRecord, now = Date.now()): void {
     if (this.#lru === undefined) return
-    let ttl = this.#ttlMs
+    let ttl = this.#freshness.lifetime(this.#ttlMs)
     if (record.expiresAt !== null) ttl = Math.min(ttl, record.expiresAt - now)
     if (ttl <= 0) return
-    this.#lru.set(digest, record, { ttl })
+    this.#lru.set(digest, { record, storedAt: now }, { ttl })
   }
 
-  setUnknown (digest: string): void {
-    if (this.#lru === undefined || this.#negativeTtlMs === 0) return
-    this.#lru.set(digest, UNKNOWN, { ttl: this.#negativeTtlMs })
+  setUnknown (digest: string, now = Date.now()): void {
+    const ttl = this.#freshness.lifetime(this.#negativeTtlMs)
+    // lru-cache reads a ttl of 0 as "never expires": nothing is stored instead.
+    if (this.#lru === undefined || ttl <= 0) return
+    this.#lru.set(digest, { record: null, storedAt: now }, { ttl })
   }
 
   /** Forgets a digest (for example a negative entry once a token with that digest exists). */
@@ -119,8 +136,8 @@ export class TokenCache {
     this.#generation++
     if (this.#lru === undefined) return 0
     let removed = 0
-    for (const [digest, entry] of this.#lru.entries()) {
-      if (entry !== UNKNOWN && predicate(entry)) {
+    for (const [digest, { record }] of this.#lru.entries()) {
+      if (record !== null && predicate(record)) {
         this.#lru.delete(digest)
         removed++
       }
@@ -146,9 +163,9 @@ export class TokenCache {
   }
 }
 
-function estimateSize (entry: Entry, digest: string): number {
-  if (entry === UNKNOWN) return 64 + digest.length * 2
-  let size = 400 + digest.length * 2 + entry.name.length * 2 + entry.effectiveScope.length * 2 + entry.clientId.length * 2
+function estimateSize ({ record: entry }: Entry, digest: string): number {
+  if (entry === null) return 96 + digest.length * 2
+  let size = 440 + digest.length * 2 + entry.name.length * 2 + entry.effectiveScope.length * 2 + entry.clientId.length * 2
   for (const scope of entry.scopes) size += 40 + scope.length * 2
   for (const aud of entry.audience ?? []) size += 40 + aud.length * 2
   return size + (entry.username?.length ?? 0) * 2

@@ -6,7 +6,7 @@ import type { Actor } from './audit.js'
 import { isUuid } from './ids.js'
 import { newestFirst, type KeysetPlan } from './pagination.js'
 import { effectiveScopes } from './scopes.js'
-import type { TokenCache } from './token-cache.js'
+import type { CacheInvalidation } from './invalidation.js'
 import { revokeToken } from './tokens.js'
 
 export type TokenState = 'active' | 'expired' | 'revoked'
@@ -109,14 +109,14 @@ export async function findTokenByReference (em: EntityManager, owner: User, refe
  * Revokes a token with its audit event in one transaction, then drops it from the cache
  * before returning, so the caller's answer is only sent once the token is dead here.
  */
-export async function revokeAndForget (em: EntityManager, cache: TokenCache, token: AccessToken, actor: Actor, reason: string): Promise<boolean> {
+export async function revokeAndForget (em: EntityManager, invalidation: CacheInvalidation, token: AccessToken, actor: Actor, reason: string): Promise<boolean> {
   const changed = await em.transactional(async (tx) => {
     const managed = await tx.findOneOrFail(AccessToken, token.id)
     const revoked = revokeToken(tx, managed, actor, reason)
     token.revokedAt = managed.revokedAt
     return revoked
   })
-  cache.invalidateToken(token.id)
+  await invalidation.tokens([token.id])
   return changed
 }
 

@@ -93,7 +93,7 @@ const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
       return found
     })
     // Scopes and audiences are part of what a verified credential grants: verify afresh.
-    services.clients.invalidateApplication(application.id)
+    await services.invalidation.client(application.id)
     return toApplicationView(application)
   })
 
@@ -113,8 +113,7 @@ const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
       deleteApplication(tx, found, request.principal!.actor)
       return found.id
     })
-    services.clients.invalidateApplication(id)
-    services.cache.invalidateApplication(id)
+    await services.invalidation.application(id)
     return reply.code(204).send(null)
   })
 
@@ -132,7 +131,7 @@ const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
       const found = await findOr404(tx, request.params.id)
       return { application: found, secret: await rotateClientSecret(tx, services.hasher, config.TOKEN_PREFIX, found, request.principal!.actor) }
     })
-    services.clients.invalidateApplication(application.id)
+    await services.invalidation.client(application.id)
     return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send({ client_id: application.clientId, client_secret: secret })
   })
 }

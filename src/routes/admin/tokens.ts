@@ -84,7 +84,7 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
     const em = fastify.orm.em.fork()
     const user = await userOr404(em, request.params.username)
     const token = await findTokenByReference(em, user, request.params.token)
-    await revokeAndForget(em, services.cache, token, request.principal!.actor, 'revoked by an administrator')
+    await revokeAndForget(em, services.invalidation, token, request.principal!.actor, 'revoked by an administrator')
     return reply.code(204).send(null)
   })
 
@@ -153,7 +153,7 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       }
       return out
     })
-    for (const result of results) if (result.token_id !== null) services.cache.invalidateToken(result.token_id)
+    await services.invalidation.tokens(results.flatMap((result) => result.token_id !== null ? [result.token_id] : []))
     return results
   })
 }

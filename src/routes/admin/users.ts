@@ -91,7 +91,7 @@ const adminUsers: FastifyPluginAsyncTypebox = async function (fastify) {
       const result = await updateUser(tx, services.hasher, target, request.body, principal.actor)
       return { user: target, ...result }
     })
-    if (ownerAccessChanged) services.cache.invalidateUser(user.id)
+    if (ownerAccessChanged) await services.invalidation.user(user.id)
     return toUserView(user)
   })
 
@@ -111,7 +111,7 @@ const adminUsers: FastifyPluginAsyncTypebox = async function (fastify) {
       await deleteUser(tx, target, principal.actor)
       return target.id
     })
-    services.cache.invalidateUser(id)
+    await services.invalidation.user(id)
     return reply.code(204).send(null)
   })
 }

@@ -73,7 +73,7 @@ export function expirationHeader (expiresAt: number): string {
  * Gateways read only the status and the headers, so the body stays tiny.
  */
 const verify: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { resolver } = fastify.services
+  const { resolver, counters } = fastify.services
 
   // A gateway may forward a POST's Content-Type without its body (nginx) or the method as it
   // came (Envoy): bodies are never read here, so none is parsed and none can fail to parse.
@@ -88,7 +88,7 @@ const verify: FastifyPluginAsyncTypebox = async function (fastify) {
       throw withChallenge(Object.assign(new Errors.Unauthorized('a bearer token is required in the Authorization header'), { oauthError: 'invalid_token' }),
         authorization?.scheme === 'malformed' ? bearerChallenge('invalid_token', 'The Authorization header is malformed') : bearerChallenge())
     }
-    const record = await resolver.resolve(authorization.token)
+    const record = await counters.outcome('verify', resolver.resolve(authorization.token))
     if (record === null) {
       throw withChallenge(Object.assign(new Errors.Unauthorized('the access token is invalid, expired or revoked'), { oauthError: 'invalid_token' }),
         bearerChallenge('invalid_token', 'The access token is invalid'))

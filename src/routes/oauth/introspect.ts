@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
 import { Errors } from '../../errors.js'
 import { IntrospectBody } from '../../../schemas/oauth.js'
 import { oauthErrors } from '../../../schemas/common.js'
 import { introspectionResponse, INACTIVE, type IntrospectionBody } from '../../services/introspection.js'
 import { JWT_TYPES } from '../../services/signing-keys.js'
 import { requireFormBody } from './form.js'
+import { callerRateLimitKey } from '../../../plugins/app/authentication.js'
 
 /** RFC 9701 §4: the media type a caller asks for to get a signed answer. */
 export const SIGNED_INTROSPECTION_TYPE = 'application/token-introspection+jwt'
@@ -16,7 +16,7 @@ export const SIGNED_INTROSPECTION_TYPE = 'application/token-introspection+jwt'
  * With `Accept: application/token-introspection+jwt` the same answer comes signed (RFC 9701).
  */
 const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { resolver, keys } = fastify.services
+  const { resolver, keys, counters } = fastify.services
   const issuer = fastify.config.publicUrl
 
   /** RFC 9701 §5: the answer as the `token_introspection` claim of a JWT addressed to the caller. */
@@ -49,6 +49,8 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
         ...oauthErrors(400, 401, 403, 413, 415, 429, 503)
       }
     },
+    // Thousands of answers a second: no info line per request (GET /metrics counts them); failures still log.
+    logLevel: 'warn',
     config: {
       oauthErrors: true,
       rateLimit: {
@@ -56,7 +58,7 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
         hook: 'preValidation',
         max: fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT,
         timeWindow: fastify.config.RATE_LIMIT_WINDOW * 1000,
-        keyGenerator: introspectionCallerKey
+        keyGenerator: callerRateLimitKey
       }
     },
     preValidation: requireFormBody
@@ -67,12 +69,17 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
     if (!scopes.includes('introspect')) {
       throw Object.assign(new Errors.Forbidden('the caller is not allowed to introspect tokens (it lacks the introspect scope)'), { oauthError: 'insufficient_scope' })
     }
-    const { token } = request.body
-    if (caller.kind === 'token' && resolver.isWellFormed(token) && resolver.digest(token) === resolver.digest(bearerOf(request))) {
+    let record
+    try {
+      record = await resolver.resolve(request.body.token)
+    } catch (error) {
+      counters.validated('introspect', 'error')
+      throw error
+    }
+    if (caller.kind === 'token' && record !== null && record.id === caller.token.id) {
       // RFC 7662 §2.1: a protected resource does not introspect the token it authenticated with.
       throw Object.assign(new Errors.BadRequest('a token cannot be used to introspect itself'), { oauthError: 'invalid_request' })
     }
-    const record = await resolver.resolve(token)
     let answer: IntrospectionBody = INACTIVE
     if (record !== null) {
       const policy = caller.kind === 'client'
@@ -82,6 +89,7 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
       // The holder's address is unknown here (the caller is a resource server): time only.
       if (answer.active) fastify.usage.record(record.id, null)
     }
+    counters.validated('introspect', answer.active ? 'active' : 'inactive')
     if (!wantsSignedAnswer(request.headers.accept)) return answer
     const audience = caller.kind === 'client' ? caller.client.clientId : caller.token.clientId
     return await reply.type(SIGNED_INTROSPECTION_TYPE).send(signedAnswer(answer, audience))
@@ -97,26 +105,6 @@ export function wantsSignedAnswer (accept: string | undefined): boolean {
     const q = parameters.find((parameter) => parameter.startsWith('q='))
     return q === undefined || Number(q.slice(2)) > 0
   })
-}
-
-function bearerOf (request: FastifyRequest): string {
-  const header = request.headers.authorization ?? ''
-  return header.slice(header.indexOf(' ') + 1).trim()
-}
-
-/** Rate-limit key: the client the caller claims to be (checked afterwards), else its address. */
-function introspectionCallerKey (request: FastifyRequest): string {
-  const header = request.headers.authorization
-  if (header !== undefined && header.length > 6) {
-    if (/^basic /i.test(header)) {
-      const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
-      return `client:${decoded.slice(0, Math.max(0, decoded.indexOf(':')))}`
-    }
-    return `bearer:${header.slice(-12)}`
-  }
-  const body = request.body as { client_id?: unknown } | undefined
-  if (typeof body?.client_id === 'string') return `client:${body.client_id}`
-  return `ip:${request.ip}`
 }
 
 export default introspect

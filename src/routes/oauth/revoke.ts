@@ -97,7 +97,7 @@ const revoke: FastifyPluginAsyncTypebox = async function (fastify) {
         actor = actorFromRequest(request, token.user?.id ?? null, token.user?.username ?? 'anonymous')
         reason = 'revoked by presenting it (RFC 7009)'
       }
-      await revokeAndForget(em, services.cache, token, actor, reason)
+      await revokeAndForget(em, services.invalidation, token, actor, reason)
     }
     return await reply.code(200).send()
   })

@@ -5,7 +5,7 @@ import { bearerChallenge, parseAuthorization } from '../../../plugins/app/authen
 
 /** GET /oauth/token/info — Doorkeeper's token info, with the pre-5.x field names too. */
 const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { resolver } = fastify.services
+  const { resolver, counters } = fastify.services
 
   fastify.get('/oauth/token/info', {
     schema: {
@@ -18,6 +18,8 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
         ...oauthErrors(401, 503)
       }
     },
+    // A hot path: no info line per request (GET /metrics counts them); failures still log.
+    logLevel: 'warn',
     config: { oauthErrors: true }
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
@@ -28,7 +30,7 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
       throw withChallenge(Object.assign(new Errors.Unauthorized('a bearer token is required in the Authorization header'), { oauthError: 'invalid_token' }),
         authorization?.scheme === 'malformed' ? bearerChallenge('invalid_token', 'The Authorization header is malformed') : bearerChallenge())
     }
-    const record = await resolver.resolve(authorization.token)
+    const record = await counters.outcome('token_info', resolver.resolve(authorization.token))
     if (record === null) {
       throw withChallenge(Object.assign(new Errors.Unauthorized('the access token is invalid, expired or revoked'), { oauthError: 'invalid_token' }),
         bearerChallenge('invalid_token', 'The access token is invalid'))

@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import { Errors, withChallenge } from '../../errors.js'
 import { Application } from '../../entities/application.js'
 import { oauthErrors } from '../../../schemas/common.js'
-import { actorFromRequest, BASIC_CHALLENGE, formDecode, parseAuthorization } from '../../../plugins/app/authentication.js'
+import { actorFromRequest, BASIC_CHALLENGE, callerRateLimitKey, formDecode, parseAuthorization } from '../../../plugins/app/authentication.js'
 import type { ClientRecord } from '../../services/client-auth.js'
 import { clientTokenLifetime, issueClientToken, printable, resolveClientScopes } from '../../services/client-credentials.js'
 import { requireFormBody } from './form.js'
@@ -26,7 +26,7 @@ export const CLIENT_RATE_LIMIT = {
   hook: 'preValidation' as const,
   max: CLIENT_REQUESTS_PER_MINUTE,
   timeWindow: 60_000,
-  keyGenerator: clientRateLimitKey
+  keyGenerator: callerRateLimitKey
 }
 
 const TokenRequestBody = Type.Object({
@@ -60,15 +60,6 @@ export async function authenticateClient (fastify: FastifyInstance, request: Fas
   const caller = await fastify.authenticateCaller(request, body)
   if (caller.kind !== 'client') throw new Error('authenticateCaller returned a token caller for a request without a bearer token')
   return caller.client
-}
-
-/** Rate-limit key: the client the request claims to be (checked afterwards), else its address. */
-export function clientRateLimitKey (request: FastifyRequest): string {
-  const authorization = parseAuthorization(request.headers.authorization)
-  if (authorization?.scheme === 'basic') return `client:${authorization.username}`
-  const body = request.body as { client_id?: unknown } | undefined
-  if (authorization === null && typeof body?.client_id === 'string') return `client:${body.client_id}`
-  return `ip:${request.ip}`
 }
 
 /** The client_id a request names, before any check (Basic user name, form-decoded, or the form's). */

@@ -72,7 +72,7 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
     const principal = request.principal!
     const em = fastify.orm.em.fork()
     const token = await ownTokenOr404(em, principal.user.id, request.params.id)
-    await revokeAndForget(em, services.cache, token, principal.actor, 'invalidated by its owner')
+    await revokeAndForget(em, services.invalidation, token, principal.actor, 'invalidated by its owner')
     return toTokenView(token)
   })
 
@@ -100,7 +100,7 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
       graceSeconds: request.body.grace_period ?? 0,
       actor: principal.actor
     }))
-    services.cache.invalidateToken(old.id)
+    await services.invalidation.tokens([old.id])
     return reply.code(201).header('cache-control', 'no-store').header('pragma', 'no-cache').send(serializeCreatedToken(issued))
   })
 }

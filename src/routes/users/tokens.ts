@@ -142,7 +142,7 @@ const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
     const principal = request.principal as Principal
     const em = fastify.orm.em.fork()
     const token = await findTokenByReference(em, principal.user, request.params.token)
-    await revokeAndForget(em, services.cache, token, principal.actor, 'revoked by its owner')
+    await revokeAndForget(em, services.invalidation, token, principal.actor, 'revoked by its owner')
     return reply.code(204).send(null)
   })
 }
