@@ -36,6 +36,10 @@ export const EnvSchema = Type.Object({
   BOOTSTRAP_ADMIN_USERNAME: Type.String({ default: 'admin', pattern: USERNAME_PATTERN }),
   BOOTSTRAP_ADMIN_PASSWORD: Type.String({ default: '' }),
 
+  // The web page's sign-in session (/settings/tokens): absolute lifetime, and inactivity before it ends.
+  SESSION_LIFETIME: Type.Integer({ default: 3600, minimum: 60, maximum: 86400 }),
+  SESSION_IDLE_TIMEOUT: Type.Integer({ default: 900, minimum: 60, maximum: 86400 }),
+
   ARGON2_MEMORY_COST: Type.Integer({ default: 65536, minimum: 1024, maximum: 4194304 }),
   ARGON2_TIME_COST: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),
 

@@ -9,6 +9,7 @@ import services from '../plugins/app/services.js'
 import keys from '../plugins/app/keys.js'
 import errorHandler from '../plugins/app/error-handler.js'
 import authentication from '../plugins/app/authentication.js'
+import webSessions from '../plugins/app/session.js'
 import authorization from '../plugins/app/authorization.js'
 import links from '../plugins/app/links.js'
 import usage from '../plugins/app/usage.js'
@@ -28,6 +29,9 @@ import adminTokens from './routes/admin/tokens.js'
 import adminApplications from './routes/admin/applications.js'
 import adminAudit from './routes/admin/audit.js'
 import tokenReview from './routes/tokens/index.js'
+import session from './routes/session/index.js'
+import sessionTokens from './routes/session/tokens.js'
+import webPage from './routes/web/index.js'
 import { VERSION } from './version.js'
 
 export interface AppOptions {
@@ -62,6 +66,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(metrics)
   await fastify.register(usage)
   await fastify.register(authentication)
+  await fastify.register(webSessions)
   await fastify.register(authorization)
   await fastify.register(links)
 
@@ -80,6 +85,9 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(adminTokens)
   await fastify.register(adminApplications)
   await fastify.register(adminAudit)
+  await fastify.register(session)
+  await fastify.register(sessionTokens)
+  await fastify.register(webPage)
 }
 
 export default fp(app, { name: 'tessera' })

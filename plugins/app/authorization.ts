@@ -9,8 +9,10 @@ import { actorFromRequest, bearerChallenge, parseAuthorization } from './authent
 /** The user behind the bearer token of an authenticated API request. */
 export interface Principal {
   user: User
-  /** The bearer token used, or null when the user authenticated with a password. */
+  /** The bearer token used, or null when the user authenticated with a password or a web session. */
   token: TokenRecord | null
+  /** The web page's session (cookie), when that is how the user authenticated. */
+  session?: { id: string, expiresAt: Date }
   actor: Actor
 }
 
@@ -21,7 +23,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook: a bearer token with the `admin` scope, held by an active admin user. */
     requireAdmin: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-    /** Hook factory: a bearer token holding `scope`, owned by an active user. */
+    /** Hook factory: a bearer token holding `scope`, owned by an active user (or the web session, for its scopes). */
     requireUserToken: (scope: string) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
 }
@@ -30,6 +32,8 @@ declare module 'fastify' {
  * Authorization of bearer-token API routes. A missing or dead token is a 401 with a
  * `WWW-Authenticate: Bearer` challenge; a live token that lacks the scope (or, for admin
  * routes, whose owner is not an admin) is a 403. Basic auth is not accepted here.
+ * Without an Authorization header, the web page's session cookie may stand in for a token
+ * (plugins/app/session.ts: its own scopes only, CSRF checks on state-changing requests).
  */
 export default fp(async function authorization (fastify) {
   const { resolver } = fastify.services
@@ -38,6 +42,8 @@ export default fp(async function authorization (fastify) {
   async function authenticate (request: FastifyRequest, scope: string): Promise<Principal> {
     const authorization = parseAuthorization(request.headers.authorization)
     if (authorization === null) {
+      const session = await fastify.webSessions.principal(request, scope)
+      if (session !== null) return session
       throw withChallenge(new Errors.Unauthorized(`this route needs a bearer token with the ${scope} scope`), bearerChallenge())
     }
     if (authorization.scheme !== 'bearer') {
@@ -72,4 +78,4 @@ export default fp(async function authorization (fastify) {
       request.principal = await authenticate(request, scope)
     }
   })
-}, { name: 'authorization', dependencies: ['services', 'orm', 'usage'] })
+}, { name: 'authorization', dependencies: ['services', 'orm', 'usage', 'web-sessions'] })

@@ -23,6 +23,7 @@ export default fp<{ publicUrl: string, version: string }>(async function openapi
         { name: 'oauth', description: 'Validation for services and gateways (RFC 7662, Doorkeeper token info)' },
         { name: 'gateway', description: 'Forward authentication for API gateways (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz)' },
         { name: 'tokens', description: 'Personal access tokens' },
+        { name: 'session', description: 'Sign-in sessions of the self-service web page (/settings/tokens)' },
         { name: 'admin', description: 'Administration and provisioning (a bearer token with the admin scope, held by an admin user)' },
         { name: 'health', description: 'Liveness and readiness' }
       ],
@@ -30,7 +31,9 @@ export default fp<{ publicUrl: string, version: string }>(async function openapi
         securitySchemes: {
           basicAuth: { type: 'http', scheme: 'basic', description: 'A user\'s username and password' },
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'A Tessera access token' },
-          clientSecretBasic: { type: 'http', scheme: 'basic', description: 'An application\'s client_id and client_secret (RFC 6749 §2.3.1)' }
+          clientSecretBasic: { type: 'http', scheme: 'basic', description: 'An application\'s client_id and client_secret (RFC 6749 §2.3.1)' },
+          sessionCookie: { type: 'apiKey', in: 'cookie', name: 'tessera_session', description: 'The web page\'s session (POST /api/v1/session); `__Host-tessera_session` when PUBLIC_URL is https. HttpOnly, so only the browser sends it' },
+          csrfToken: { type: 'apiKey', in: 'header', name: 'X-CSRF-Token', description: 'The session\'s csrf_token: required with the session cookie on every state-changing request' }
         }
       }
     },
