@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import AjvCompiler, { type BuildCompilerFromPool } from '@fastify/ajv-compiler'
 import type { FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { lazyChildLogger } from './request-logger.js'
 
 /**
  * Never logged: credentials in headers, and any body or object field that could hold a
@@ -36,6 +37,8 @@ export function serverOptions (config: Config, logger: FastifyServerOptions['log
       level: config.LOG_LEVEL,
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' }
     },
+    // Each request's child logger is made only if the request logs something (src/request-logger.ts).
+    childLoggerFactory: lazyChildLogger,
     bodyLimit: config.BODY_LIMIT,
     trustProxy: config.TRUST_PROXY,
     // Accept a sane incoming X-Request-Id (from a gateway) so logs correlate; otherwise make one.

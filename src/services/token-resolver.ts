@@ -77,9 +77,10 @@ export interface TokenResolverOptions {
 }
 
 /**
- * The introspection hot path: format and checksum check (no I/O), one digest, one cache
- * lookup; only a miss reaches the database. Returns the record of an **active** token, or
- * null for anything else (malformed, unknown, expired, revoked, owner suspended or gone).
+ * The introspection hot path: format and checksum check (no I/O), one cheap keyed hash, one
+ * cache lookup; only a miss computes the stored digest (HMAC) and reaches the database.
+ * Returns the record of an **active** token, or null for anything else (malformed, unknown,
+ * expired, revoked, owner suspended or gone).
  * A database failure propagates: callers answer 503, never "active".
  */
 export class TokenResolver {
@@ -109,19 +110,26 @@ export class TokenResolver {
     return this.#digester.digest(token)
   }
 
+  /** Where the cache keeps what it knows of `token` (see SecretDigester.cacheKey). */
+  cacheKey (token: string): string {
+    return this.#digester.cacheKey(token)
+  }
+
   async resolve (token: string): Promise<TokenRecord | null> {
     let record: TokenRecord | null
     if (isWellFormedToken(token, this.#prefix)) {
-      record = await this.resolveDigest(this.#digester.digest(token))
+      const key = this.#digester.cacheKey(token)
+      const cached = this.#cache.get(key)
+      record = cached !== undefined ? cached : await this.#load(key, this.#digester.digest(token))
     } else {
       if (this.#jwt === undefined || !looksLikeJws(token)) return null
-      const digest = this.#digester.digest(token)
-      // A cached digest is a string we issued byte for byte (or one already found unknown):
+      const key = this.#digester.cacheKey(token)
+      // A cached key is of a string we issued byte for byte (or one already found unknown):
       // the signature was checked when it was first seen, and the record carries its expiry.
-      const cached = this.#cache.get(digest)
+      const cached = this.#cache.get(key)
       if (cached !== undefined) record = cached
       else if (!await this.#isValidJwt(token)) return null
-      else record = await this.#load(digest)
+      else record = await this.#load(key, this.#digester.digest(token))
     }
     return record !== null && isActive(record) ? record : null
   }
@@ -141,17 +149,17 @@ export class TokenResolver {
   async resolveDigest (digest: string): Promise<TokenRecord | null> {
     const cached = this.#cache.get(digest)
     if (cached !== undefined) return cached
-    return await this.#load(digest)
+    return await this.#load(digest, digest)
   }
 
-  /** Reads a digest from the store (after a cache miss) and caches the answer. */
-  async #load (digest: string): Promise<TokenRecord | null> {
+  /** Reads a digest from the store (after a cache miss) and caches the answer under `key`. */
+  async #load (key: string, digest: string): Promise<TokenRecord | null> {
     const generation = this.#cache.generation
     const record = await this.#lookup(digest)
     // An invalidation during the lookup (revocation, suspension) may postdate what was read.
     if (this.#cache.generation !== generation) return record
-    if (record === null) this.#cache.setUnknown(digest)
-    else this.#cache.set(digest, record)
+    if (record === null) this.#cache.setUnknown(key)
+    else this.#cache.set(key, record)
     return record
   }
 }

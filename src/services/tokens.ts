@@ -173,7 +173,8 @@ function mintToken (em: EntityManager, deps: TokenIssuerDeps, params: MintParams
     expiresAt,
     rotatedFrom: params.rotatedFrom ?? null
   })
-  deps.cache.forget(digest)
+  // A lookup of this very string may have been remembered as unknown a moment ago.
+  deps.cache.forget(deps.digester.cacheKey(plaintext))
   const rotated = params.rotatedFrom !== undefined
   recordAudit(em, actor, rotated ? 'token.rotated' : 'token.created', { type: 'token', id: token.id, label: name }, {
     owner: owner?.username ?? null,

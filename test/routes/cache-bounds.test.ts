@@ -50,8 +50,8 @@ t.test('the cache never holds more than CACHE_MAX_ENTRIES, whichever path fills 
   t.equal(app.services.cache.stats.evictions, tokens.length + unknown.length - MAX, 'every entry beyond the bound evicted one')
 
   const newest = tokens.slice(-MAX + 1)
-  for (const { token, id } of newest) t.equal(app.services.cache.get(app.services.resolver.digest(token))?.id, id, 'a recent token is still cached')
-  t.equal(app.services.cache.get(app.services.resolver.digest(tokens[0]!.token)), undefined, 'the oldest one was evicted')
+  for (const { token, id } of newest) t.equal(app.services.cache.get(app.services.resolver.cacheKey(token))?.id, id, 'a recent token is still cached')
+  t.equal(app.services.cache.get(app.services.resolver.cacheKey(tokens[0]!.token)), undefined, 'the oldest one was evicted')
   t.match((await check('introspect', tokens[0]!.token)).json(), { active: true }, 'an evicted token is answered from the database')
   t.equal(app.services.cache.size, MAX, 'and coming back evicts another')
 })
@@ -75,7 +75,7 @@ t.test('a token cached by /auth/verify just before it expires is refused right a
   const expiresAt = Date.now() + 1000
   const live = await check('verify', token)
   t.equal(live.statusCode, 200, 'valid while live, and now cached')
-  t.ok(app.services.cache.get(app.services.resolver.digest(token)) !== undefined)
+  t.ok(app.services.cache.get(app.services.resolver.cacheKey(token)) !== undefined)
   await sleep(expiresAt + 20 - Date.now())
   const expired = await check('verify', token)
   t.equal(expired.statusCode, 401, 'refused once expired, although CACHE_TTL is ten minutes')

@@ -142,7 +142,7 @@ async function outage (t: Test, mode: Exclude<ProxyMode, 'up'>): Promise<void> {
   const miss = await retried(async () => await seedToken(app, 'alice', { name: `miss-${mode}`, scopes: ['read:repository'] }))
   t.strictSame(await readiness(), { status: 200, body: { status: 'ok', checks: { database: 'ok', migrations: 'ok', invalidation: LISTENING } } }, 'ready before')
   for (const [name, check] of Object.entries(checks)) t.equal((await check(hit.token)).statusCode, 200, `${name}: the hit token is valid (and now cached)`)
-  t.equal(app.services.cache.get(app.services.resolver.digest(miss.token)), undefined, 'the miss token is not cached')
+  t.equal(app.services.cache.get(app.services.resolver.cacheKey(miss.token)), undefined, 'the miss token is not cached')
 
   if (mode === 'down') proxy.down()
   else proxy.blackhole()

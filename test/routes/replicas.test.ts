@@ -69,7 +69,7 @@ async function isActive (app: FastifyInstance, token: string): Promise<boolean> 
 
 /** Whether `app` holds an answer for this token in its cache (a peek that does not load anything). */
 function cachedId (app: FastifyInstance, token: string): string | null | undefined {
-  const entry = app.services.cache.get(app.services.resolver.digest(token))
+  const entry = app.services.cache.get(app.services.resolver.cacheKey(token))
   return entry === undefined ? undefined : entry?.id ?? null
 }
 

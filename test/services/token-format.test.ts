@@ -139,3 +139,13 @@ t.test('safeEqual compares strings exactly, whatever their lengths', async (t) =
   t.equal(safeEqual('secret', ''), false)
   t.equal(safeEqual('a'.repeat(1000), 'a'.repeat(999)), false)
 })
+
+t.test('the cache key: one per token and per process, never the stored digest', async (t) => {
+  const digester = new SecretDigester('k'.repeat(32))
+  const token = generateToken('tsr')
+  t.equal(digester.cacheKey(token), digester.cacheKey(token), 'stable within a process')
+  t.not(digester.cacheKey(token), digester.cacheKey(generateToken('tsr')), 'different tokens, different keys')
+  t.not(digester.cacheKey(token), digester.digest(token), 'not the digest the database stores')
+  t.not(new SecretDigester('k'.repeat(32)).cacheKey(token), digester.cacheKey(token), 'a random prefix per instance: meaningless elsewhere')
+  t.match(digester.cacheKey(token), /^[A-Za-z0-9_-]{43}$/, 'SHA-256, base64url')
+})
