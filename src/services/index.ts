@@ -60,7 +60,7 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     // Only client_credentials tokens are JWTs today; TOKEN_MAX_LIFETIME covers any other that may become one.
     retiredKeyLifetime: Math.max(config.CLIENT_CREDENTIALS_TOKEN_LIFETIME, config.TOKEN_MAX_LIFETIME)
   })
-  const query = poolQuery(orm, config.DATABASE_TIMEOUT_MS, !config.embeddedDatabase)
+  const query = poolQuery(orm, config.DATABASE_TIMEOUT_MS, config.embeddedDatabase)
   const resolver = new TokenResolver({
     prefix: config.TOKEN_PREFIX,
     digester,
@@ -123,16 +123,28 @@ const CLIENT_LOOKUP_PG = CLIENT_LOOKUP_SQL.replace('?', '$1')
  * hot path's lookups and the readiness probe. Each carries a client-side timeout, and `pg-pool`
  * discards a connection whose statement failed, so a database that stops answering costs a
  * request at most DATABASE_TIMEOUT_MS (for a free connection, then for the answer) and never
- * leaves a stuck connection in the pool. Named (prepared) statements only on a server: PGlite
- * has one session for every connection, so a name prepared by a connection since replaced
- * would still exist there and the next connection's PREPARE would fail.
+ * leaves a stuck connection in the pool. The lookups are named, so each connection prepares
+ * them once.
  */
-function poolQuery (orm: MikroORM, timeout: number, prepare: boolean): Services['query'] {
+function poolQuery (orm: MikroORM, timeout: number, embedded: boolean): Services['query'] {
   let pool: pg.Pool | undefined
   return async function query<T> (name: string | undefined, text: string, values: unknown[]): Promise<T[]> {
     // MikroORM replaces its pool when it reconnects after close(): follow it.
-    if (pool === undefined || pool.ending) pool = await orm.em.getConnection().getNativeClient()
-    const result = await pool.query({ ...(prepare && name !== undefined ? { name } : {}), text, values, query_timeout: timeout } as pg.QueryConfig)
+    if (pool === undefined || pool.ending) {
+      pool = await orm.em.getConnection().getNativeClient()
+      if (embedded) pool.on('connect', forgetPreparedStatements)
+    }
+    const result = await pool.query({ ...(name !== undefined ? { name } : {}), text, values, query_timeout: timeout } as pg.QueryConfig)
     return result.rows as T[]
   }
+}
+
+/**
+ * PGlite has one session for all its connections: a statement prepared by a connection since
+ * replaced still exists there, and the new connection's PREPARE of the same name would fail
+ * (42P05). The embedded pool holds one connection at a time, so a new one starts by dropping
+ * them; its own queries queue behind this one.
+ */
+function forgetPreparedStatements (client: pg.PoolClient): void {
+  client.query('deallocate all').catch(() => {})
 }
