@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto'
-import { crc32 } from 'node:zlib'
-import { isWellFormedToken, SecretDigester } from '../src/services/token-format.js'
+import { ALPHABET, BODY_LENGTH, isWellFormedToken, SecretDigester, tokenFromBody } from '../src/services/token-format.js'
 
 /**
  * The bench's tokens are derived from their index, so the seeder and the load generator agree
@@ -13,21 +12,7 @@ export const BENCH_TOKEN_PREFIX = 'tsr'
 /** Fixed for every process of a run: the seeder, Tessera, the CLI and the reference server. Not a secret. */
 export const BENCH_HMAC_KEY = 'tessera-bench-hmac-key-not-a-secret-0123456789'
 
-const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-const BODY_LENGTH = 32
-const CHECKSUM_LENGTH = 6
 const BODY_SEED = 'tessera-bench-token-body'
-
-/** CRC32 of the head in 6 base62 characters, most significant first — as token-format.ts does. */
-function checksum (text: string): string {
-  let value = crc32(text)
-  let out = ''
-  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
-    out = ALPHABET[value % 62] + out
-    value = Math.floor(value / 62)
-  }
-  return out
-}
 
 /** Token number `index`: the same string in every process, for the same index. */
 export function benchToken (index: number): string {
@@ -35,8 +20,7 @@ export function benchToken (index: number): string {
   const bytes = createHmac('sha256', BODY_SEED).update(String(index)).digest()
   let body = ''
   for (let i = 0; i < BODY_LENGTH; i++) body += ALPHABET[(bytes[i] ?? 0) % 62]
-  const head = `${BENCH_TOKEN_PREFIX}_${body}`
-  return head + checksum(head)
+  return tokenFromBody(BENCH_TOKEN_PREFIX, body)
 }
 
 const digester = new SecretDigester(BENCH_HMAC_KEY)

@@ -8,8 +8,8 @@ import { crc32 } from 'node:zlib'
  *   token is refused without any database work, and secret scanners can validate a match
  *   offline (the scheme GitHub uses for its tokens).
  */
-const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-const BODY_LENGTH = 32
+export const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+export const BODY_LENGTH = 32
 const CHECKSUM_LENGTH = 6
 const TAIL_PATTERN = /^[0-9A-Za-z]+$/
 
@@ -36,7 +36,12 @@ function checksum (text: string): string {
 }
 
 export function generateToken (prefix: string): string {
-  const head = `${prefix}_${base62(BODY_LENGTH)}`
+  return tokenFromBody(prefix, base62(BODY_LENGTH))
+}
+
+/** `<prefix>_<body>` with its checksum appended (the body must be BODY_LENGTH base62 characters). */
+export function tokenFromBody (prefix: string, body: string): string {
+  const head = `${prefix}_${body}`
   return head + checksum(head)
 }
 
