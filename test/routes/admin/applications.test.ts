@@ -282,7 +282,7 @@ t.test('delete', async (t) => {
       return await issueToken(tx, app.services.issuer, { owner: null, application, input: { name: 'service', scopes: ['read:repository'] }, actor: SYSTEM_ACTOR })
     })
     t.match((await introspectAs(watcher.clientId, watcher.clientSecret, issued.plaintext)).json(), { active: true, client_id: doomed.clientId })
-    t.ok(app.services.cache.get(app.services.digester.digest(issued.plaintext)) != null, 'the token is cached')
+    t.ok(app.services.cache.get(app.services.digester.cacheKey(issued.plaintext)) != null, 'the token is cached')
     t.equal((await introspectAs(doomed.clientId, doomed.secret, subject.token)).statusCode, 200, 'its credentials work and are cached')
 
     const res = await admin('DELETE', `/api/v1/admin/applications/${doomed.id}`)

@@ -39,7 +39,7 @@ async function introspect (token: string): Promise<boolean> {
 }
 
 function isCached (token: string): boolean {
-  return app.services.cache.get(app.services.digester.digest(token)) != null
+  return app.services.cache.get(app.services.digester.cacheKey(token)) != null
 }
 
 async function sql<T = unknown> (query: string, params: unknown[] = []): Promise<T[]> {

@@ -64,7 +64,7 @@ function probes (app: FastifyInstance, adminToken: string, caller: { clientId: s
       return { active: result.active, reason: result.reason }
     },
     isCached (token: string): boolean {
-      return app.services.cache.get(app.services.digester.digest(token)) != null
+      return app.services.cache.get(app.services.digester.cacheKey(token)) != null
     }
   }
 }
