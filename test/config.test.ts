@@ -92,6 +92,10 @@ t.test('a bad variable is a ConfigError whose message names the variable', async
   refuses(t, { TRUST_PROXY: 'maybe' }, 'TRUST_PROXY must be boolean')
   refuses(t, { BOOTSTRAP_ADMIN_USERNAME: 'first admin' }, 'BOOTSTRAP_ADMIN_USERNAME must match pattern "^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"')
   refuses(t, { BOOTSTRAP_ADMIN_PASSWORD: 'short' }, 'BOOTSTRAP_ADMIN_PASSWORD must be at least 8 characters (or unset)')
+  refuses(t, { DATABASE_TIMEOUT_MS: '99' }, 'DATABASE_TIMEOUT_MS must be >= 100')
+  refuses(t, { DATABASE_TIMEOUT_MS: '2s' }, 'DATABASE_TIMEOUT_MS must be integer')
+  refuses(t, { CACHE_DEGRADED_TTL: '301' }, 'CACHE_DEGRADED_TTL must be <= 300')
+  refuses(t, { CACHE_DEGRADED_TTL: '-1' }, 'CACHE_DEGRADED_TTL must be >= 0')
 })
 
 t.test('a bad choice names the variable and the allowed values', async (t) => {

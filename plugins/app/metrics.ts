@@ -2,7 +2,6 @@ import { timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { Pool } from 'pg'
 import { Errors, withChallenge } from '../../src/errors.js'
 import { problems } from '../../schemas/common.js'
 import { bearerChallenge, parseAuthorization } from './authentication.js'
@@ -21,7 +20,7 @@ type Child = ReturnType<Histogram<'method' | 'route' | 'status_code'>['labels']>
 export default fp(async function metrics (fastify) {
   const { config } = fastify
   if (!config.METRICS_ENABLED) return
-  const { cache, clients, counters, invalidation, listener, orm } = fastify.services
+  const { cache, clients, counters, invalidation, listener, pool: currentPool } = fastify.services
   const register = new Registry()
   collectDefaultMetrics({ register, prefix: 'tessera_' })
 
@@ -74,14 +73,13 @@ export default fp(async function metrics (fastify) {
   counter('tessera_cache_invalidation_publish_failures_total', 'Changes that could not be announced', () => invalidation.stats.publishFailures)
   gauge('tessera_cache_invalidation_listening', '1 while the invalidation listener is connected, 0 while it reconnects (absent on the embedded database)', () => listener === null ? 1 : listener.state === 'listening' ? 1 : 0)
 
-  let pool: Pool | undefined
   register.registerMetric(new Gauge({
     name: 'tessera_db_pool_connections',
     help: 'Database pool connections: total open, idle, and requests waiting for one',
     labelNames: ['state'] as const,
     registers: [],
     async collect () {
-      if (pool === undefined || pool.ending) pool = await orm.em.getConnection().getNativeClient()
+      const pool = await currentPool()
       this.set({ state: 'total' }, pool.totalCount)
       this.set({ state: 'idle' }, pool.idleCount)
       this.set({ state: 'waiting' }, pool.waitingCount)

@@ -32,6 +32,8 @@ export interface Services {
   listener: InvalidationListener | null
   /** Runs one statement on the pool with DATABASE_TIMEOUT_MS as its limit (hot path, readiness). */
   query: <T>(name: string | undefined, text: string, values: unknown[]) => Promise<T[]>
+  /** MikroORM's current `pg` pool (it replaces the pool when it reconnects after close()). */
+  pool: () => Promise<pg.Pool>
 }
 
 /** The logging the services do on their own (a pino logger fits). */
@@ -60,7 +62,8 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     // Only client_credentials tokens are JWTs today; TOKEN_MAX_LIFETIME covers any other that may become one.
     retiredKeyLifetime: Math.max(config.CLIENT_CREDENTIALS_TOKEN_LIFETIME, config.TOKEN_MAX_LIFETIME)
   })
-  const query = poolQuery(orm, config.DATABASE_TIMEOUT_MS, config.embeddedDatabase)
+  const pool = currentPool(orm, config.embeddedDatabase)
+  const query = poolQuery(pool, config.DATABASE_TIMEOUT_MS)
   const resolver = new TokenResolver({
     prefix: config.TOKEN_PREFIX,
     digester,
@@ -111,7 +114,7 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     limits: { defaultLifetime: config.TOKEN_DEFAULT_LIFETIME, maxLifetime: config.TOKEN_MAX_LIFETIME },
     signer: { issuer: config.publicUrl, sign: (typ, claims) => keys.sign(typ, claims) }
   }
-  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, query }
+  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, query, pool }
 }
 
 /** The hot-path statements with PostgreSQL's own placeholders, prepared once per connection. */
@@ -126,16 +129,22 @@ const CLIENT_LOOKUP_PG = CLIENT_LOOKUP_SQL.replace('?', '$1')
  * leaves a stuck connection in the pool. The lookups are named, so each connection prepares
  * them once.
  */
-function poolQuery (orm: MikroORM, timeout: number, embedded: boolean): Services['query'] {
-  let pool: pg.Pool | undefined
+function poolQuery (pool: () => Promise<pg.Pool>, timeout: number): Services['query'] {
   return async function query<T> (name: string | undefined, text: string, values: unknown[]): Promise<T[]> {
-    // MikroORM replaces its pool when it reconnects after close(): follow it.
+    const result = await (await pool()).query({ ...(name !== undefined ? { name } : {}), text, values, query_timeout: timeout } as pg.QueryConfig)
+    return result.rows as T[]
+  }
+}
+
+/** MikroORM's pool, followed across reconnections (it makes a new one after close()). */
+function currentPool (orm: MikroORM, embedded: boolean): () => Promise<pg.Pool> {
+  let pool: pg.Pool | undefined
+  return async function current () {
     if (pool === undefined || pool.ending) {
       pool = await orm.em.getConnection().getNativeClient()
       if (embedded) pool.on('connect', forgetPreparedStatements)
     }
-    const result = await pool.query({ ...(name !== undefined ? { name } : {}), text, values, query_timeout: timeout } as pg.QueryConfig)
-    return result.rows as T[]
+    return pool
   }
 }
 
