@@ -61,7 +61,7 @@ const CONSTANT = {
   iss: `http://127.0.0.1:${port}`
 }
 
-/** The statement of Tessera's cache miss (TOKEN_LOOKUP_SQL in src/services/token-resolver.ts). */
+/** The statement of Tessera's cache miss (TokenStore.token in src/services/token-store.ts). */
 const LOOKUP = {
   name: 'token_lookup',
   text: `select t.id, t.name, t.scopes, t.audience, t.user_id, u.username, u.suspended_at,

@@ -1,10 +1,10 @@
 import { Type } from 'typebox'
-import { Nullable, PageQuery } from './listing.js'
-import { USERNAME_PATTERN } from '../src/services/users.js'
+import { KeysetQuery, Nullable, PageQuery } from './listing.js'
+import { MIN_PASSWORD_LENGTH, USERNAME_PATTERN } from './common.js'
 
 const DateTime = Type.String({ format: 'date-time' })
 const Email = Type.String({ format: 'email', maxLength: 254 })
-const Password = Type.String({ minLength: 8, maxLength: 1024 })
+const Password = Type.String({ minLength: MIN_PASSWORD_LENGTH, maxLength: 1024 })
 
 export const UserView = Type.Object({
   id: Type.String(),
@@ -108,7 +108,7 @@ export const AuditEventView = Type.Object({
   details: Nullable(Type.Record(Type.String(), Type.Unknown()))
 }, { $id: 'AuditEventView', title: 'AuditEventView' })
 
-export const AuditQuery = Type.Object({
+const AuditQuery = Type.Object({
   actor: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Actor label (username, client:<id>, cli, system) or actor id' })),
   target: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Target id or label' })),
   action: Type.Optional(Type.String({ minLength: 1, maxLength: 50, pattern: '^[a-z_]+(\\.[a-z_]+|\\.\\*)?$', description: 'An action (token.revoked) or a family (token.*)' })),
@@ -121,7 +121,7 @@ export const TokenValues = Type.Object({
   tokens: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 100, description: 'Several token values' }))
 }, { additionalProperties: false })
 
-export const TokenLookupResult = Type.Object({
+const TokenLookupResult = Type.Object({
   token_last_eight: Type.String({ description: 'Last eight characters of the value given, to match results to inputs' }),
   found: Type.Boolean(),
   active: Type.Boolean({ description: 'Whether the token would introspect as active now' }),
@@ -129,9 +129,18 @@ export const TokenLookupResult = Type.Object({
   token: Nullable(Type.Ref('TokenView'))
 })
 
-export const TokenRevokeResult = Type.Object({
+const TokenRevokeResult = Type.Object({
   token_last_eight: Type.String(),
   result: Type.Union([Type.Literal('revoked'), Type.Literal('already_revoked'), Type.Literal('unknown'), Type.Literal('malformed')]),
   token_id: Nullable(Type.String()),
   owner: Nullable(Type.String())
 })
+
+/** GET /api/v1/admin/audit: keyset pagination and the filters. */
+export const AuditListQuery = Type.Object({ ...KeysetQuery.properties, ...AuditQuery.properties })
+
+export const UserViewList = Type.Array(Type.Ref('UserView'))
+export const ApplicationViewList = Type.Array(Type.Ref('ApplicationView'))
+export const AuditEventViewList = Type.Array(Type.Ref('AuditEventView'))
+export const TokenLookupResults = Type.Array(TokenLookupResult)
+export const TokenRevokeResults = Type.Array(TokenRevokeResult)

@@ -1,5 +1,11 @@
 import { Type, type Static } from 'typebox'
 
+/** Usernames: 1–40 ASCII letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
+export const USERNAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$'
+
+/** The shortest password a user may be given (the API, the CLI and BOOTSTRAP_ADMIN_PASSWORD). */
+export const MIN_PASSWORD_LENGTH = 8
+
 /** RFC 9457 problem details: the one error shape of the REST API. */
 export const Problem = Type.Object({
   type: Type.String({ description: 'A URI reference identifying the problem type (about:blank here; `code` is the precise identifier)' }),
@@ -42,5 +48,8 @@ export function problems (...statuses: number[]): Record<number, ProblemResponse
 export function oauthErrors (...statuses: number[]): Record<number, typeof OAuthErrorRef> {
   return Object.fromEntries(statuses.map((status) => [status, OAuthErrorRef]))
 }
+
+/** The body of a 204. */
+export const NoContent = Type.Null()
 
 export const UnixSeconds = Type.Integer({ description: 'Seconds since the Unix epoch' })

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { USERNAME_PATTERN } from '../src/services/users.js'
+import { USERNAME_PATTERN } from './common.js'
 
 /**
  * Every setting Tessera reads, with its default. This schema is the single place where a

@@ -1,5 +1,8 @@
 import { Type, type TSchema } from 'typebox'
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../src/services/pagination.js'
+
+/** Items per page of every listing when `limit` is not given, and the most a caller may ask for. */
+export const DEFAULT_PAGE_SIZE = 20
+export const MAX_PAGE_SIZE = 80
 
 const Id = Type.String({ format: 'uuid', description: 'A time-sortable id (UUIDv7)' })
 const Limit = Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE, description: `Items per page (1–${MAX_PAGE_SIZE})` })
@@ -55,5 +58,14 @@ export const TokenView = Type.Object({
   last_used_ip: Nullable(Type.String()),
   rotated_from: Nullable(Type.String())
 }, { $id: 'TokenView', title: 'TokenView', description: 'A token as listings show it; never its secret' })
+
+/** GET /api/v1/tokens: your own tokens, keyset-paginated, revoked ones only when `state` asks. */
+export const OwnTokensQuery = Type.Object({ ...KeysetQuery.properties, state: TokenFilterQuery.properties.state })
+
+/** GET /api/v1/users/{username}/tokens: Forgejo's page/limit, revoked ones only when `state` asks. */
+export const UserTokensQuery = Type.Object({ ...PageQuery.properties, state: TokenFilterQuery.properties.state })
+
+/** GET /api/v1/admin/users/{username}/tokens: page/limit and GitLab's filters. */
+export const AdminTokensQuery = Type.Object({ ...PageQuery.properties, ...TokenFilterQuery.properties })
 
 export const TokenViewList = Type.Array(Type.Ref('TokenView'))

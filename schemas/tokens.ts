@@ -1,5 +1,5 @@
-import { Type, type Static } from 'typebox'
-import { USERNAME_PATTERN } from '../src/services/users.js'
+import { Type } from 'typebox'
+import { USERNAME_PATTERN } from './common.js'
 
 export const Username = Type.String({ minLength: 1, maxLength: 40, pattern: USERNAME_PATTERN, description: 'Case-insensitive username' })
 
@@ -25,7 +25,6 @@ export const CreateTokenBody = Type.Object({
   })),
   expires_in: Type.Optional(Type.Integer({ minimum: 1, maximum: 315360000, description: 'Lifetime in seconds' }))
 }, { additionalProperties: false })
-export type CreateTokenBodyType = Static<typeof CreateTokenBody>
 
 export const CreatedToken = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -38,3 +37,12 @@ export const CreatedToken = Type.Object({
   created_at: Type.String({ format: 'date-time' }),
   expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()])
 }, { $id: 'CreatedToken', title: 'CreatedToken' })
+
+export const TokenIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'The token id' }) })
+
+/** The rotation's body: the grace period, at most TOKEN_ROTATION_MAX_GRACE seconds. */
+export function RotateBody (maxGrace: number) {
+  return Type.Object({
+    grace_period: Type.Optional(Type.Integer({ minimum: 0, maximum: maxGrace, description: 'Seconds the old token keeps working' }))
+  }, { additionalProperties: false })
+}

@@ -9,6 +9,7 @@ import services from '../plugins/app/services.js'
 import keys from '../plugins/app/keys.js'
 import errorHandler from '../plugins/app/error-handler.js'
 import authentication from '../plugins/app/authentication.js'
+import bearer from '../plugins/app/bearer.js'
 import webSessions from '../plugins/app/session.js'
 import authorization from '../plugins/app/authorization.js'
 import links from '../plugins/app/links.js'
@@ -16,18 +17,10 @@ import usage from '../plugins/app/usage.js'
 import requestId from '../plugins/app/request-id.js'
 import metrics from '../plugins/app/metrics.js'
 import health from './routes/health/index.js'
-import introspect from './routes/oauth/introspect.js'
-import tokenInfo from './routes/oauth/token-info.js'
+import oauth from './routes/oauth/index.js'
 import gatewayVerify from './routes/gateway/verify.js'
-import token from './routes/oauth/token.js'
-import revoke from './routes/oauth/revoke.js'
-import discovery from './routes/oauth/discovery.js'
-import jwks from './routes/oauth/jwks.js'
 import userTokens from './routes/users/tokens.js'
-import adminUsers from './routes/admin/users.js'
-import adminTokens from './routes/admin/tokens.js'
-import adminApplications from './routes/admin/applications.js'
-import adminAudit from './routes/admin/audit.js'
+import admin from './routes/admin/index.js'
 import tokenReview from './routes/tokens/index.js'
 import session from './routes/session/index.js'
 import sessionTokens from './routes/session/tokens.js'
@@ -66,25 +59,18 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(metrics)
   await fastify.register(usage)
   await fastify.register(authentication)
+  await fastify.register(bearer)
   await fastify.register(webSessions)
   await fastify.register(authorization)
   await fastify.register(links)
 
   // 3. routes
   await fastify.register(health)
-  await fastify.register(introspect)
-  await fastify.register(tokenInfo)
+  await fastify.register(oauth)
   await fastify.register(gatewayVerify)
-  await fastify.register(token)
-  await fastify.register(revoke)
-  await fastify.register(discovery)
-  await fastify.register(jwks)
   await fastify.register(userTokens)
   await fastify.register(tokenReview)
-  await fastify.register(adminUsers)
-  await fastify.register(adminTokens)
-  await fastify.register(adminApplications)
-  await fastify.register(adminAudit)
+  await fastify.register(admin)
   await fastify.register(session)
   await fastify.register(sessionTokens)
   await fastify.register(webPage)

@@ -1,7 +1,7 @@
 import envSchema from 'env-schema'
+import { MIN_PASSWORD_LENGTH } from '../schemas/common.js'
 import { EnvSchema, type Env } from '../schemas/env.js'
 import { ScopeCatalogue } from './services/scopes.js'
-import { MIN_PASSWORD_LENGTH } from './services/users.js'
 
 /** Thrown when a setting is invalid; the message always names the variable. */
 export class ConfigError extends Error {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import AjvCompiler, { type BuildCompilerFromPool } from '@fastify/ajv-compiler'
 import type { FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { frameworkErrors } from './http/error-reply.js'
+import { buildValidator } from './http/validation.js'
 import { lazyChildLogger } from './request-logger.js'
 
 /**
@@ -30,6 +31,9 @@ export const REDACTED_PATHS = [
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 
+/** Longest path parameter (a token id or name, a username): longer is a 414 before any route runs. */
+const MAX_PARAM_LENGTH = 200
+
 /** Fastify options shared by server.ts and the tests. */
 export function serverOptions (config: Config, logger: FastifyServerOptions['logger'] = undefined): FastifyServerOptions {
   return {
@@ -55,18 +59,9 @@ export function serverOptions (config: Config, logger: FastifyServerOptions['log
         allErrors: true
       }
     },
-    schemaController: { compilersFactory: { buildValidator: buildStrictBodyValidator } },
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 }
+    schemaController: { compilersFactory: { buildValidator } },
+    // A URL that does not decode, or an over-long path parameter, answered in the API's own shapes.
+    frameworkErrors: frameworkErrors(MAX_PARAM_LENGTH),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH }
   }
-}
-
-/**
- * Query strings, params and headers arrive as text and are coerced to their schema's types;
- * JSON bodies are not: `"scopes": "read:tokens"` or `"expires_in": true` is a 400, not a guess.
- * (Form bodies are all strings already.) Two compilers from @fastify/ajv-compiler, one per policy.
- */
-const buildStrictBodyValidator: BuildCompilerFromPool = (externalSchemas, ajvOptions) => {
-  const lenient = AjvCompiler()(externalSchemas, ajvOptions)
-  const strict = AjvCompiler()(externalSchemas, { ...ajvOptions, customOptions: { ...ajvOptions?.customOptions, coerceTypes: false } } as typeof ajvOptions)
-  return (route) => ((route as { httpPart?: string }).httpPart === 'body' ? strict : lenient)(route)
 }

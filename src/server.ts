@@ -8,7 +8,7 @@ import { serverOptions } from './options.js'
 import { bootstrap, type BootstrapResult } from './services/bootstrap.js'
 
 /** The start-up banner for a first start: shown once, on the console, never in the log. */
-export function bootstrapBanner (result: BootstrapResult, config: Config): string {
+function bootstrapBanner (result: BootstrapResult, config: Config): string {
   const lines = ['', `Tessera: first start — created the admin user "${result.username}".`]
   if (result.generatedPassword !== null && result.token !== null) {
     lines.push(

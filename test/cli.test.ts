@@ -3,7 +3,7 @@ import { delimiter, dirname } from 'node:path'
 import t from 'tap'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
 import { isWellFormedToken } from '../src/services/token-format.js'
-import { basic, bearer, buildWith, form } from './helper.js'
+import { basic, bearer, buildWith, introspection } from './helper.js'
 
 // Every CLI call boots the embedded PostgreSQL from disk (the first one also creates it):
 // about 3 s each on an idle machine, much more when the whole suite runs in parallel.
@@ -53,21 +53,21 @@ t.test('usage and configuration errors are reported with distinct exit codes', a
   const dataDir = t.testdir()
   const [help, unknownCommand, unknownOption, badConfig] = await Promise.all([
     cli(['--help'], { dataDir }),
-    cli(['user', 'promote', '--username', 'bob'], { dataDir }),
+    cli(['user', 'teleport', '--username', 'bob'], { dataDir }),
     cli(['user', 'create', '--username', 'bob', '--sudo'], { dataDir }),
     cli(['ensure-internal-app'], { dataDir, env: { PORT: '70000' } })
   ])
 
   t.equal(help.code, 0, '--help succeeds')
   t.match(help.stdout, /^Usage: tessera <command> \[options\]\n/)
-  for (const command of ['migrate', 'ensure-internal-app', 'user create', 'user suspend', 'token generate', 'application create']) {
+  for (const command of ['migrate', 'ensure-internal-app', 'user create', 'user suspend', 'user demote', 'token generate', 'application create']) {
     t.match(help.stdout, `\n  ${command}`, `usage lists ${command}`)
   }
   t.equal(help.stderr, '')
 
   t.equal(unknownCommand.code, 2, 'an unknown command is a usage error')
   t.equal(unknownCommand.stdout, '')
-  t.equal(unknownCommand.stderr, 'tessera: unknown command "user promote"\nRun "tessera --help" for usage.\n')
+  t.equal(unknownCommand.stderr, 'tessera: unknown command "user teleport"\nRun "tessera --help" for usage.\n')
 
   t.equal(unknownOption.code, 2, 'an unknown option is a usage error')
   t.match(unknownOption.stderr, /^tessera: Unknown option '--sudo'/)
@@ -136,13 +136,36 @@ t.test('an operator sets up the internal application, a user, a token and an app
     t.match({ status: info.statusCode, body: info.json() }, { status: 401, body: { error: 'invalid_token' } }, 'the suspended user\'s token is inactive')
 
     const [, clientId = '', clientSecret = ''] = match ?? []
-    const introspection = await app.inject({
-      method: 'POST',
-      url: '/oauth/introspect',
-      ...form({ token: plaintext }),
-      headers: { ...form({}).headers, authorization: basic(clientId, clientSecret) }
-    })
-    t.strictSame({ status: introspection.statusCode, body: introspection.json() }, { status: 200, body: { active: false } },
+    const introspected = await introspection(app, plaintext, basic(clientId, clientSecret))
+    t.strictSame({ status: introspected.statusCode, body: introspected.json() }, { status: 200, body: { active: false } },
       'the application authenticates with the printed secret; the token is inactive')
   })
+})
+
+t.test('the CLI refuses to suspend or demote the last active administrator, as the API does', async (t) => {
+  const dataDir = t.testdir()
+  t.equal((await cli(['user', 'create', '--username', 'root', '--admin'], { dataDir })).code, 0)
+
+  const suspend = await cli(['user', 'suspend', '--username', 'root'], { dataDir })
+  t.equal(suspend.code, 1, 'suspending the only admin fails')
+  t.equal(suspend.stderr, 'tessera: root is the last active administrator; make another user an administrator first\n')
+  const demote = await cli(['user', 'demote', '--username', 'root'], { dataDir })
+  t.equal(demote.code, 1, 'demoting the only admin fails')
+  t.equal(demote.stderr, 'tessera: root is the last active administrator; make another user an administrator first\n')
+
+  t.equal((await cli(['user', 'create', '--username', 'deputy'], { dataDir })).code, 0)
+  const promoted = await cli(['user', 'promote', '--username', 'deputy'], { dataDir })
+  t.equal(promoted.code, 0, promoted.stderr)
+  t.equal(promoted.stdout, 'promoted deputy\n')
+  const demoted = await cli(['user', 'demote', '--username', 'root'], { dataDir })
+  t.equal(demoted.code, 0, 'with another admin, root may be demoted')
+  t.equal(demoted.stdout, 'demoted root\n')
+
+  const database = await startEmbeddedPostgres(dataDir)
+  const { app } = await buildWith(t, {}, { db: { ...database, embedded: true }, internalApp: false })
+  t.teardown(async () => { await database.close() })
+  const rows = await app.orm.em.getConnection().execute<Array<{ username: string, admin: boolean, suspended_at: Date | null }>>('select username, admin, suspended_at from users order by username')
+  t.strictSame(rows.map((row) => [row.username, row.admin, row.suspended_at]), [['deputy', true, null], ['root', false, null]], 'nothing half-written by the refused commands')
+  const events = await app.orm.em.getConnection().execute<Array<{ action: string, actor: string }>>("select action, actor from audit_events where action like 'user.%' order by id")
+  t.strictSame(events.map((event) => `${event.actor} ${event.action}`), ['cli user.created', 'cli user.created', 'cli user.updated', 'cli user.updated'])
 })

@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
+import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import type { Test } from 'tap'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import pg from 'pg'
 import app from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
 import { serverOptions } from '../src/options.js'
-import { ensureInternalApplication, findInternalApplication, createApplication } from '../src/services/applications.js'
+import { ensureInternalApplication, createApplication } from '../src/services/applications.js'
 import { SYSTEM_ACTOR } from '../src/services/audit.js'
-import { issueToken, type NewTokenInput } from '../src/services/tokens.js'
+import { issuePersonalToken, type NewTokenInput } from '../src/services/tokens.js'
 import { createUser } from '../src/services/users.js'
 import { User } from '../src/entities/user.js'
 
@@ -119,11 +122,8 @@ export async function seedToken (app: FastifyInstance, username: string, input: 
   const em = app.orm.em.fork()
   return await em.transactional(async (tx) => {
     const owner = await tx.findOneOrFail(User, { username })
-    const application = await findInternalApplication(tx)
-    if (application === null) throw new Error('internal application missing')
-    const issued = await issueToken(tx, app.services.issuer, {
-      owner,
-      application,
+    const issued = await issuePersonalToken(tx, app.services.issuer, {
+      ownerId: owner.id,
       input: { name: input.name ?? `token-${randomBytes(4).toString('hex')}`, scopes: input.scopes ?? ['read:tokens'], ...input },
       actor: SYSTEM_ACTOR
     })
@@ -144,4 +144,50 @@ export async function seedApplication (app: FastifyInstance, scopes: string[] = 
 
 export function form (fields: Record<string, string>): { payload: string, headers: Record<string, string> } {
   return { payload: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } }
+}
+
+/** The media type of every REST error (RFC 9457). */
+export const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
+
+/** An RFC 9457 problem with this status and code (and detail, when given), carrying the request id. */
+export function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
+  t.equal(res.statusCode, status, `status ${status}`)
+  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
+  t.match(res.json(), { type: 'about:blank', status, code, instance: String, ...(detail !== undefined ? { detail } : {}) })
+}
+
+/** An RFC 6749 §5.2 error: exactly `error` and `error_description`, never cached. */
+export function assertOAuthError (t: Test, res: LightMyRequestResponse, status: number, error: string, description?: string | RegExp): void {
+  t.equal(res.statusCode, status, `status ${status}`)
+  t.match(res.headers['content-type'], /^application\/json/)
+  t.equal(res.headers['cache-control'], 'no-store')
+  const body = res.json() as Record<string, unknown>
+  t.strictSame(Object.keys(body).sort(), ['error', 'error_description'])
+  t.equal(body.error, error)
+  t.type(body.error_description, 'string')
+  if (description !== undefined) t.match(body.error_description, description)
+}
+
+/** POST /oauth/introspect for `token` as `authorization` (from `options.remoteAddress` when given); the raw answer. */
+export async function introspection (app: FastifyInstance, token: string, authorization: string, extra: Record<string, string> = {}, options: { remoteAddress?: string } = {}): Promise<LightMyRequestResponse> {
+  const body = form({ token, ...extra })
+  return await app.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization }, ...options })
+}
+
+/** The introspection answer for `token` as `authorization`; throws unless it is a 200. */
+export async function introspect (app: FastifyInstance, token: string, authorization: string): Promise<Record<string, unknown>> {
+  const res = await introspection(app, token, authorization)
+  if (res.statusCode !== 200) throw new Error(`introspection answered ${res.statusCode}: ${res.body}`)
+  return res.json()
+}
+
+/** A TCP port nothing listens on right now, on 127.0.0.1. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
 }

@@ -2,9 +2,10 @@ import { timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { Errors, withChallenge } from '../../src/errors.js'
+import { Errors } from '../../src/errors.js'
+import { parseAuthorization } from '../../src/http/credentials.js'
 import { problems } from '../../schemas/common.js'
-import { bearerChallenge, parseAuthorization } from './authentication.js'
+import { MetricsText } from '../../schemas/health.js'
 
 /** Latency buckets (seconds): the hot path lives in the first few, argon2 and outages in the last. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
@@ -20,7 +21,7 @@ type Child = ReturnType<Histogram<'method' | 'route' | 'status_code'>['labels']>
 export default fp(async function metrics (fastify) {
   const { config } = fastify
   if (!config.METRICS_ENABLED) return
-  const { cache, clients, counters, invalidation, listener, pool: currentPool } = fastify.services
+  const { cache, clients, counters, invalidation, listener, store } = fastify.services
   const register = new Registry()
   collectDefaultMetrics({ register, prefix: 'tessera_' })
 
@@ -79,7 +80,7 @@ export default fp(async function metrics (fastify) {
     labelNames: ['state'] as const,
     registers: [],
     async collect () {
-      const pool = await currentPool()
+      const pool = await store.pool()
       this.set({ state: 'total' }, pool.totalCount)
       this.set({ state: 'idle' }, pool.idleCount)
       this.set({ state: 'waiting' }, pool.waitingCount)
@@ -93,7 +94,7 @@ export default fp(async function metrics (fastify) {
     const authorization = parseAuthorization(request.headers.authorization)
     const given = authorization?.scheme === 'bearer' ? Buffer.from(authorization.token) : null
     if (given === null || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw withChallenge(new Errors.Unauthorized('GET /metrics needs the bearer token configured in METRICS_TOKEN'), bearerChallenge())
+      throw new Errors.MetricsTokenRequired()
     }
   }
 
@@ -106,7 +107,7 @@ export default fp(async function metrics (fastify) {
       description: 'Prometheus text format: request latency histograms per route (their counts are the request rates), validation outcomes, token-cache hits, misses, evictions and size, invalidations published and received, listener state, database pool usage, and the process metrics of prom-client. With METRICS_TOKEN set, it needs `Authorization: Bearer <METRICS_TOKEN>`.',
       security: config.METRICS_TOKEN !== '' ? [{ bearerAuth: [] }] : [],
       response: {
-        200: { description: 'Metrics in the Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+        200: MetricsText,
         ...problems(401)
       }
     }

@@ -1,31 +1,14 @@
 import fp from 'fastify-plugin'
-import createError from '@fastify/error'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Errors, withChallenge } from '../../src/errors.js'
-import type { User } from '../../src/entities/user.js'
 import type { WebSession } from '../../src/entities/session.js'
+import type { User } from '../../src/entities/user.js'
+import { Errors } from '../../src/errors.js'
+import { actorFromRequest } from '../../src/http/actor.js'
+import type { Principal } from '../../src/http/principal.js'
 import { isValidCsrfToken, resolveSession, SESSION_SCOPES, type SessionPolicy } from '../../src/services/sessions.js'
-import { actorFromRequest, bearerChallenge } from './authentication.js'
-import type { Principal } from './authorization.js'
 
 /** The header the page sends the session's CSRF token in, on every state-changing request. */
-export const CSRF_HEADER = 'x-csrf-token'
-
-/**
- * Errors of the web session. They belong with the others in src/errors.ts; they live here while
- * that file is not this feature's to change.
- */
-export const SessionErrors = {
-  NotSignedIn: createError('TESSERA_NOT_SIGNED_IN', 'not signed in: sign in with POST /api/v1/session (username and password)', 401),
-  SessionEnded: createError('TESSERA_SESSION_ENDED', '%s', 401),
-  CrossOrigin: createError('TESSERA_CROSS_ORIGIN', '%s', 403),
-  CsrfTokenMissing: createError('TESSERA_CSRF_TOKEN_MISSING',
-    'a state-changing request with the session cookie needs the session\'s CSRF token in the X-CSRF-Token header', 403),
-  CsrfTokenInvalid: createError('TESSERA_CSRF_TOKEN_INVALID',
-    'the X-CSRF-Token header does not match this session\'s CSRF token; reload the page', 403),
-  PasswordSignInDisabled: createError('TESSERA_PASSWORD_SIGN_IN_DISABLED',
-    'password sign-in is disabled on this server (BASIC_AUTH_ENABLED=false); an administrator manages tokens through the admin API', 403)
-} as const
+const CSRF_HEADER = 'x-csrf-token'
 
 /** A live session, its user read afresh, and the cookie secret that named it. */
 export interface ActiveSession {
@@ -64,7 +47,7 @@ declare module 'fastify' {
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** The value of cookie `name` in a Cookie header; the first one when several are sent. */
-export function readCookie (header: string | undefined, name: string): string | null {
+function readCookie (header: string | undefined, name: string): string | null {
   if (header === undefined) return null
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
@@ -106,12 +89,12 @@ export default fp(async function webSessions (fastify) {
   function checkOrigin (request: FastifyRequest, stateChanging: boolean): void {
     const site = request.headers['sec-fetch-site']
     if (typeof site === 'string' && site !== 'same-origin' && !(site === 'none' && !stateChanging)) {
-      throw new SessionErrors.CrossOrigin(`cross-origin request refused: the browser reports Sec-Fetch-Site: ${site}; the session works only from this server's own pages`)
+      throw new Errors.CrossOrigin(`the browser reports Sec-Fetch-Site: ${site}; the session works only from this server's own pages`)
     }
     if (!stateChanging) return
     const origin = request.headers.origin
     if (origin !== undefined && origin !== expectedOrigin(request)) {
-      throw new SessionErrors.CrossOrigin(`cross-origin request refused: Origin ${origin} is not this server's origin ${expectedOrigin(request)}${configuredOrigin === null ? ' (behind a proxy, set PUBLIC_URL)' : ''}`)
+      throw new Errors.CrossOrigin(`Origin ${origin} is not this server's origin ${expectedOrigin(request)}${configuredOrigin === null ? ' (behind a proxy, set PUBLIC_URL)' : ''}`)
     }
   }
 
@@ -120,21 +103,21 @@ export default fp(async function webSessions (fastify) {
     checkOrigin(request, stateChanging)
     if (stateChanging) {
       const csrf = request.headers[CSRF_HEADER]
-      if (typeof csrf !== 'string' || csrf === '') throw new SessionErrors.CsrfTokenMissing()
-      if (!isValidCsrfToken(secret, csrf)) throw new SessionErrors.CsrfTokenInvalid()
+      if (typeof csrf !== 'string' || csrf === '') throw new Errors.CsrfTokenMissing()
+      if (!isValidCsrfToken(secret, csrf)) throw new Errors.CsrfTokenInvalid()
     }
     const found = await resolveSession(fastify.orm.em.fork(), services.digester, secret, policy)
     switch (found.status) {
       case 'active':
         return { session: found.session, user: found.user, secret }
       case 'expired':
-        throw withChallenge(new SessionErrors.SessionEnded(found.reason === 'idle'
+        throw new Errors.SessionEnded(found.reason === 'idle'
           ? `your session ended after ${policy.idleTimeout} seconds without activity; sign in again`
-          : `your session reached its maximum lifetime of ${policy.lifetime} seconds; sign in again`), bearerChallenge())
+          : `your session reached its maximum lifetime of ${policy.lifetime} seconds; sign in again`)
       case 'suspended':
-        throw withChallenge(new SessionErrors.SessionEnded(`the account ${found.user.username} is suspended; its sessions have ended`), bearerChallenge())
+        throw new Errors.SessionEnded(`the account ${found.user.username} is suspended; its sessions have ended`)
       default:
-        throw withChallenge(new SessionErrors.SessionEnded('your session has ended (signed out, expired or unknown); sign in again'), bearerChallenge())
+        throw new Errors.SessionEnded('your session has ended (signed out, expired or unknown); sign in again')
     }
   }
 
@@ -149,14 +132,12 @@ export default fp(async function webSessions (fastify) {
       const secret = secretOf(request)
       if (secret === null) return null
       const { session, user } = await active(request, secret)
-      if (!SESSION_SCOPES.includes(scope)) {
-        throw new Errors.Forbidden(`a web session cannot use this route: it needs a bearer token with the ${scope} scope`)
-      }
+      if (!SESSION_SCOPES.includes(scope)) throw new Errors.SessionScopeExceeded(scope)
       return { user, token: null, session: { id: session.id, expiresAt: session.expiresAt }, actor: actorFromRequest(request, user.id, user.username) }
     },
     async require (request) {
       const secret = secretOf(request)
-      if (secret === null) throw withChallenge(new SessionErrors.NotSignedIn(), bearerChallenge())
+      if (secret === null) throw new Errors.NotSignedIn()
       return await active(request, secret)
     },
     setCookie (reply, secret) {

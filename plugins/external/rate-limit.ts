@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Errors } from '../../src/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,11 +14,6 @@ declare module 'fastify' {
   }
 }
 
-export class RateLimitedError extends Error {
-  readonly statusCode = 429
-  readonly code = 'TESSERA_RATE_LIMITED'
-}
-
 /**
  * @fastify/rate-limit, applied per route (global: false): the password route and the
  * introspection endpoint declare their own limits and keys. Answers 429 with Retry-After.
@@ -27,7 +23,7 @@ export default fp(async function rateLimiter (fastify) {
     global: false,
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     errorResponseBuilder: (_request, context) => {
-      return new RateLimitedError(`rate limit exceeded: at most ${context.max} requests in this window; retry in ${context.after}`)
+      return new Errors.RateLimited(`rate limit exceeded: at most ${context.max} requests in this window; retry in ${context.after}`)
     }
   })
 
@@ -38,7 +34,7 @@ export default fp(async function rateLimiter (fastify) {
         const result = await check(request)
         if (!result.isAllowed && result.isExceeded) {
           reply.header('retry-after', String(result.ttlInSeconds))
-          throw new RateLimitedError(`too many attempts: at most ${result.max} in ${Math.round(result.timeWindow / 1000)} seconds; retry in ${result.ttlInSeconds} seconds`)
+          throw new Errors.RateLimited(`too many attempts: at most ${result.max} in ${Math.round(result.timeWindow / 1000)} seconds; retry in ${result.ttlInSeconds} seconds`)
         }
       }
     }

@@ -15,7 +15,12 @@ export default fp<{ publicUrl: string, version: string }>(async function openapi
       openapi: '3.1.0',
       info: {
         title: 'Tessera',
-        description: 'A standalone token authority: issues access tokens and answers whether a bearer token is valid, and for whom.',
+        description: 'A standalone token authority: issues access tokens and answers whether a bearer token is valid, and for whom.\n\n' +
+          'Errors have two shapes. The REST API (`/api/v1/…`, `/metrics`, health, unknown routes) answers RFC 9457 problem details ' +
+          '(`application/problem+json`, the `Problem` schema) whose `code` names the failure. The OAuth endpoints (`/oauth/…`, ' +
+          '`/.well-known/…`, `/auth/verify`) answer RFC 6749 §5.2 / RFC 6750 §3 JSON (the `OAuthError` schema). A 401 carries a ' +
+          '`WWW-Authenticate` challenge. Errors raised before a route runs (unknown route, a URL that does not decode, a path ' +
+          'parameter over 200 characters: 414, a body over the limit: 413) come in the same shapes.',
         version: options.version
       },
       servers: [{ url: options.publicUrl }],

@@ -7,14 +7,14 @@ import { ConfigError, loadConfig, type Config } from '../config.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../db/embedded.js'
 import { DataDirInUseError } from '../db/lock.js'
 import { REDACTED_PATHS } from '../options.js'
-import { createApplication, ensureInternalApplication, findInternalApplication } from '../services/applications.js'
+import { createApplication, ensureInternalApplication } from '../services/applications.js'
 import { AuditLogSubscriber } from '../services/audit-subscriber.js'
 import type { Actor } from '../services/audit.js'
-import { recordAudit } from '../services/audit.js'
 import { createServices, type Services } from '../services/index.js'
 import { KEY_REFRESH_INTERVAL } from '../services/signing-keys.js'
-import { issueToken } from '../services/tokens.js'
-import { createUser, findUserByUsername } from '../services/users.js'
+import { issuePersonalToken } from '../services/tokens.js'
+import { updateUser } from '../services/user-admin.js'
+import { createUser, findUserOrFail } from '../services/users.js'
 
 const USAGE = `Usage: tessera <command> [options]
 
@@ -27,6 +27,9 @@ Commands:
                                        password (a bot account that only uses tokens)
   user suspend --username NAME         suspend a user: all their tokens stop working at once
   user unsuspend --username NAME       lift a suspension
+  user promote --username NAME         make a user an administrator
+  user demote --username NAME          take administrator rights away (never from the last
+                                       active administrator)
   token generate --username NAME --name TOKEN_NAME --scopes "a b" [--expires-in SECONDS] [--raw]
                                        create a personal access token; --raw prints only the token
   application create --name NAME --scopes "a b" [--public] [--redirect-uri URI ...]
@@ -112,7 +115,7 @@ async function run (argv: string[], out: Out): Promise<void> {
     out(USAGE)
     return
   }
-  const known = ['migrate', 'migration:create', 'ensure-internal-app', 'user create', 'user suspend', 'user unsuspend', 'token generate', 'application create', 'key rotate']
+  const known = ['migrate', 'migration:create', 'ensure-internal-app', 'user create', 'user suspend', 'user unsuspend', 'user promote', 'user demote', 'token generate', 'application create', 'key rotate']
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}"`)
 
   const config = loadConfig(process.env, { dotenv: true })
@@ -147,19 +150,21 @@ async function run (argv: string[], out: Out): Promise<void> {
         break
       }
       case 'user suspend':
-      case 'user unsuspend': {
-        const suspend = command === 'user suspend'
+      case 'user unsuspend':
+      case 'user promote':
+      case 'user demote': {
+        const patch = { 'user suspend': { suspended: true }, 'user unsuspend': { suspended: false }, 'user promote': { admin: true }, 'user demote': { admin: false } }[command]
         const username = required(values.username, 'username')
+        // The API's domain function, so the API's rules hold here too: the last active
+        // administrator can be neither suspended nor demoted.
         const user = await em.transactional(async (tx) => {
-          const found = await findUserByUsername(tx, username)
-          if (found === null) throw new Error(`no user named "${username}"`)
-          found.suspendedAt = suspend ? (found.suspendedAt ?? new Date()) : null
-          recordAudit(tx, CLI_ACTOR, suspend ? 'user.suspended' : 'user.unsuspended', { type: 'user', id: found.id, label: found.username })
+          const found = await findUserOrFail(tx, username)
+          await updateUser(tx, runtime.services.hasher, found, patch, CLI_ACTOR)
           return found
         })
         // Running servers drop what they cached about this user's tokens (LISTEN/NOTIFY).
         await runtime.services.invalidation.user(user.id)
-        out(`${suspend ? 'suspended' : 'unsuspended'} ${user.username}`)
+        out(`${command.slice('user '.length).replace(/e?$/, 'ed')} ${user.username}`)
         break
       }
       case 'token generate': {
@@ -167,14 +172,9 @@ async function run (argv: string[], out: Out): Promise<void> {
         const expiresIn = values['expires-in']
         if (expiresIn !== undefined && !/^[1-9][0-9]*$/.test(expiresIn)) throw new UsageError('--expires-in must be a whole number of seconds')
         const issued = await em.transactional(async (tx) => {
-          const owner = await findUserByUsername(tx, username)
-          if (owner === null) throw new Error(`no user named "${username}"`)
-          if (!owner.isActive()) throw new Error(`${owner.username} is suspended`)
-          const application = await findInternalApplication(tx)
-          if (application === null) throw new Error('the internal application is missing: run `tessera ensure-internal-app`')
-          return await issueToken(tx, runtime.services.issuer, {
-            owner,
-            application,
+          const owner = await findUserOrFail(tx, username)
+          return await issuePersonalToken(tx, runtime.services.issuer, {
+            ownerId: owner.id,
             input: {
               name: required(values.name, 'name'),
               scopes: list(required(values.scopes, 'scopes')),
@@ -222,7 +222,7 @@ async function run (argv: string[], out: Out): Promise<void> {
   }
 }
 
-export async function main (argv: string[]): Promise<number> {
+async function main (argv: string[]): Promise<number> {
   try {
     await run(argv, (line) => process.stdout.write(line + '\n'))
     return 0

@@ -1,14 +1,13 @@
 import { defineEntity, p } from '@mikro-orm/core'
-import { uuidv7 } from '../services/ids.js'
+import { BaseEntity } from './base.js'
 import { ApplicationSchema } from './application.js'
 import { UserSchema } from './user.js'
 
 export const AccessTokenSchema = defineEntity({
   name: 'AccessToken',
+  extends: BaseEntity,
   tableName: 'access_tokens',
   properties: {
-    // UUIDv7: time-sortable, so a bigger id is a newer token (keyset pagination relies on it).
-    id: p.uuid().primary().onCreate(() => uuidv7()),
     name: p.string().length(100),
     // SHA-256 or HMAC-SHA256 of the plaintext, hex; the plaintext itself is never stored.
     digest: p.string().length(64).unique().hidden(),
@@ -18,7 +17,6 @@ export const AccessTokenSchema = defineEntity({
     user: () => p.manyToOne(UserSchema).nullable().deleteRule('cascade').index(),
     application: () => p.manyToOne(ApplicationSchema).deleteRule('cascade').index(),
     createdBy: () => p.manyToOne(UserSchema).nullable().deleteRule('set null'),
-    createdAt: p.datetime().onCreate(() => new Date()),
     expiresAt: p.datetime().nullable(),
     revokedAt: p.datetime().nullable(),
     lastUsedAt: p.datetime().nullable(),

@@ -1,13 +1,13 @@
 import { defineEntity, p } from '@mikro-orm/core'
-import { uuidv7 } from '../services/ids.js'
+import { BaseEntity } from './base.js'
 
-export const TOKEN_FORMATS = ['opaque', 'jwt'] as const
+const TOKEN_FORMATS = ['opaque', 'jwt'] as const
 
 export const ApplicationSchema = defineEntity({
   name: 'Application',
+  extends: BaseEntity,
   tableName: 'applications',
   properties: {
-    id: p.uuid().primary().onCreate(() => uuidv7()),
     name: p.string().length(100),
     clientId: p.string().length(64).unique(),
     // argon2id PHC string of the client secret; shown once, never stored in clear.
@@ -19,8 +19,7 @@ export const ApplicationSchema = defineEntity({
     introspectionAudiences: p.array().nullable(),
     // When set, this application may only introspect tokens carrying one of these scopes (effective).
     introspectionScopes: p.array().nullable(),
-    tokenFormat: p.enum(TOKEN_FORMATS).default('opaque'),
-    createdAt: p.datetime().onCreate(() => new Date())
+    tokenFormat: p.enum(TOKEN_FORMATS).default('opaque')
   }
 })
 

@@ -1,5 +1,5 @@
 import { defineEntity, p } from '@mikro-orm/core'
-import { uuidv7 } from '../services/ids.js'
+import { BaseEntity } from './base.js'
 import { UserSchema } from './user.js'
 
 /**
@@ -9,13 +9,12 @@ import { UserSchema } from './user.js'
  */
 export const WebSessionSchema = defineEntity({
   name: 'WebSession',
+  extends: BaseEntity,
   tableName: 'web_sessions',
   properties: {
-    id: p.uuid().primary().onCreate(() => uuidv7()),
     // SHA-256 or HMAC-SHA256 of the cookie's secret, hex.
     digest: p.string().length(64).unique().hidden(),
     user: () => p.manyToOne(UserSchema).deleteRule('cascade').index(),
-    createdAt: p.datetime().onCreate(() => new Date()),
     // Bumped at most once a minute; the session ends after SESSION_IDLE_TIMEOUT without use.
     lastSeenAt: p.datetime(),
     // The absolute end: SESSION_LIFETIME after sign-in, however busy the session.

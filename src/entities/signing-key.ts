@@ -1,7 +1,7 @@
 import type { JsonWebKey } from 'node:crypto'
 import { defineEntity, p } from '@mikro-orm/core'
 
-export const SIGNING_ALGORITHMS = ['ES256'] as const
+const SIGNING_ALGORITHMS = ['ES256'] as const
 
 /**
  * A key pair the service signs JWTs with (access tokens, RFC 9701 introspection answers). The

@@ -9,7 +9,7 @@ import { base62 } from './token-format.js'
 
 /** The client_id of the built-in first-party application that owns personal access tokens. */
 export const INTERNAL_CLIENT_ID = 'internal'
-export const INTERNAL_APPLICATION_NAME = 'Tessera (first-party)'
+const INTERNAL_APPLICATION_NAME = 'Tessera (first-party)'
 
 /**
  * Ensures the first-party application exists; idempotent and safe to run concurrently from
@@ -46,7 +46,7 @@ export interface CreatedApplication {
   clientSecret: string | null
 }
 
-export function generateClientSecret (prefix: string): string {
+function generateClientSecret (prefix: string): string {
   return `${prefix}cs_${base62(40)}`
 }
 
@@ -58,7 +58,7 @@ export async function createApplication (
   actor: Actor
 ): Promise<CreatedApplication> {
   const name = input.name.trim()
-  if (name === '' || name.length > 100) throw new Errors.BadRequest('application name must be 1–100 characters')
+  if (name === '' || name.length > 100) throw new Errors.InvalidApplicationName()
   const scopes = validateScopes(deps.scopes, input.scopes)
   const redirectUris = assertRedirectUris(input.redirectUris ?? [])
   const confidential = input.confidential ?? true
@@ -93,20 +93,20 @@ export function isInternal (application: Application): boolean {
 }
 
 /** RFC 6749 §3.1.2: a redirection URI is absolute and has no fragment. */
-export function assertRedirectUris (uris: readonly string[]): string[] {
+function assertRedirectUris (uris: readonly string[]): string[] {
   for (const uri of uris) {
     let parsed: URL
     try {
       parsed = new URL(uri)
     } catch {
-      throw new Errors.BadRequest(`redirect URI "${uri.slice(0, 100)}" is not an absolute URI`)
+      throw new Errors.RedirectUriNotAbsolute(uri.slice(0, 100))
     }
-    if (parsed.hash !== '' || uri.includes('#')) throw new Errors.BadRequest(`redirect URI "${uri.slice(0, 100)}" must not have a fragment`)
+    if (parsed.hash !== '' || uri.includes('#')) throw new Errors.RedirectUriFragment(uri.slice(0, 100))
   }
   return [...new Set(uris)]
 }
 
-export function validateScopes (catalogue: ScopeCatalogue, scopes: string[]): string[] {
+function validateScopes (catalogue: ScopeCatalogue, scopes: string[]): string[] {
   try {
     return catalogue.validate(scopes)
   } catch (error) {
@@ -115,18 +115,18 @@ export function validateScopes (catalogue: ScopeCatalogue, scopes: string[]): st
   }
 }
 
-export function normaliseAudiences (audiences: string[] | null | undefined): string[] | null {
+function normaliseAudiences (audiences: string[] | null | undefined): string[] | null {
   if (audiences == null || audiences.length === 0) return null
   return [...new Set(audiences)]
 }
 
 /** Applies an admin's change to an application with its audit event, in `em`'s transaction. */
 export function updateApplication (em: EntityManager, catalogue: ScopeCatalogue, application: Application, patch: ApplicationPatch, actor: Actor): void {
-  if (isInternal(application)) throw new Errors.Conflict('the built-in internal application cannot be changed')
+  if (isInternal(application)) throw new Errors.InternalApplicationProtected('cannot be changed')
   const changed: string[] = []
   if (patch.name !== undefined) {
     const name = patch.name.trim()
-    if (name === '') throw new Errors.BadRequest('application name must not be blank')
+    if (name === '') throw new Errors.InvalidApplicationName()
     application.name = name
     changed.push('name')
   }
@@ -155,39 +155,23 @@ export function updateApplication (em: EntityManager, catalogue: ScopeCatalogue,
 
 /** Deletes an application; its tokens go with it (foreign key cascade). */
 export function deleteApplication (em: EntityManager, application: Application, actor: Actor): void {
-  if (isInternal(application)) throw new Errors.Conflict('the built-in internal application owns personal tokens and cannot be deleted')
+  if (isInternal(application)) throw new Errors.InternalApplicationProtected('owns personal tokens and cannot be deleted')
   recordAudit(em, actor, 'application.deleted', { type: 'application', id: application.id, label: application.name }, { client_id: application.clientId })
   em.remove(application)
 }
 
 /** Generates a new client secret (the old one stops working); returns it in clear, once. */
 export async function rotateClientSecret (em: EntityManager, hasher: PasswordHasher, prefix: string, application: Application, actor: Actor): Promise<string> {
-  if (isInternal(application)) throw new Errors.Conflict('the built-in internal application has no client secret')
-  if (!application.confidential) throw new Errors.Conflict('a public client has no client secret')
+  if (isInternal(application)) throw new Errors.InternalApplicationProtected('has no client secret')
+  if (!application.confidential) throw new Errors.PublicClientHasNoSecret()
   const secret = generateClientSecret(prefix)
   application.clientSecretHash = await hasher.hash(secret)
   recordAudit(em, actor, 'application.secret_rotated', { type: 'application', id: application.id, label: application.name }, { client_id: application.clientId })
   return secret
 }
 
-export function toApplicationView (application: Application) {
-  return {
-    id: application.id,
-    name: application.name,
-    client_id: application.clientId,
-    confidential: application.confidential,
-    redirect_uris: application.redirectUris,
-    scopes: application.scopes,
-    introspection_audiences: application.introspectionAudiences ?? null,
-    introspection_scopes: application.introspectionScopes ?? null,
-    token_format: application.tokenFormat,
-    internal: isInternal(application),
-    created_at: application.createdAt.toISOString()
-  }
-}
-
 /** The scopes an application may see on the tokens it introspects (known scopes; empty: no limit). */
-export function introspectionScopeLimit (catalogue: ScopeCatalogue, scopes: string[] | null | undefined): string[] | null {
+function introspectionScopeLimit (catalogue: ScopeCatalogue, scopes: string[] | null | undefined): string[] | null {
   if (scopes == null || scopes.length === 0) return null
   return validateScopes(catalogue, scopes)
 }

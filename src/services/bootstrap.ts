@@ -1,10 +1,10 @@
 import { User } from '../entities/user.js'
-import { Errors } from '../errors.js'
-import { findInternalApplication, ensureInternalApplication } from './applications.js'
+import { ensureInternalApplication } from './applications.js'
 import { SYSTEM_ACTOR } from './audit.js'
+import { takeTransactionLock } from './locks.js'
 import type { Services } from './index.js'
 import { base62 } from './token-format.js'
-import { issueToken } from './tokens.js'
+import { issuePersonalToken } from './tokens.js'
 import { createUser } from './users.js'
 
 export interface BootstrapResult {
@@ -14,9 +14,6 @@ export interface BootstrapResult {
   /** The first admin token, when credentials were generated for a development start. */
   token: string | null
 }
-
-/** Arbitrary constant: the advisory lock that serialises bootstrap across replicas. */
-const BOOTSTRAP_LOCK = 7_466_547
 
 /**
  * First start on an empty database: ensures the internal application and creates the first
@@ -29,10 +26,8 @@ export async function bootstrap (services: Services): Promise<BootstrapResult | 
   const em = orm.em.fork()
   await ensureInternalApplication(em)
   return await em.transactional(async (tx) => {
-    await tx.getConnection().execute('select pg_advisory_xact_lock(?)', [BOOTSTRAP_LOCK], 'all', tx.getTransactionContext())
+    await takeTransactionLock(tx, 'bootstrap')
     if (await tx.count(User, {}) > 0) return null
-    const application = await findInternalApplication(tx)
-    if (application === null) throw new Errors.InternalApplicationMissing()
     const generatedPassword = config.BOOTSTRAP_ADMIN_PASSWORD === '' ? base62(24) : null
     const admin = await createUser(tx, services.hasher, {
       username: config.BOOTSTRAP_ADMIN_USERNAME,
@@ -41,9 +36,8 @@ export async function bootstrap (services: Services): Promise<BootstrapResult | 
     }, SYSTEM_ACTOR)
     let token: string | null = null
     if (generatedPassword !== null) {
-      const issued = await issueToken(tx, services.issuer, {
-        owner: admin,
-        application,
+      const issued = await issuePersonalToken(tx, services.issuer, {
+        ownerId: admin.id,
         input: { name: 'bootstrap', scopes: ['admin', 'introspect', 'write:tokens'] },
         actor: SYSTEM_ACTOR
       })

@@ -13,6 +13,7 @@ export interface ClientRecord {
   introspectionScopes: string[] | null
 }
 
+/** An application row as client authentication reads it (TokenStore.client). */
 export interface ClientRow {
   id: string
   client_id: string
@@ -22,9 +23,6 @@ export interface ClientRow {
   introspection_audiences: string[] | null
   introspection_scopes: string[] | null
 }
-
-export const CLIENT_LOOKUP_SQL = `select id, client_id, name, client_secret_hash, scopes, introspection_audiences, introspection_scopes
-  from applications where client_id = ?`
 
 export type ClientLookup = (clientId: string) => Promise<ClientRow | null>
 

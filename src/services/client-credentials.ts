@@ -7,7 +7,7 @@ import { issueToken, type AccessTokenSigner, type PlaintextFactory, type TokenIs
 import { JWT_TYPES } from './signing-keys.js'
 
 /** The name every client_credentials token carries; names are unique per user only, and these have none. */
-export const CLIENT_TOKEN_NAME = 'client_credentials'
+const CLIENT_TOKEN_NAME = 'client_credentials'
 
 /** Scopes the client_credentials grant never issues: `admin` is a user's privilege, and a client has no user. */
 const NEVER_GRANTED = new Set(['admin'])
@@ -95,7 +95,7 @@ export async function issueClientToken (em: EntityManager, deps: TokenIssuerDeps
  * user), `aud` the token's audience list or, without one, this server (introspection is where
  * such a token is checked), `jti` the row id.
  */
-export function jwtAccessToken (signer: AccessTokenSigner, clientId: string): PlaintextFactory {
+function jwtAccessToken (signer: AccessTokenSigner, clientId: string): PlaintextFactory {
   return (token) => signer.sign(JWT_TYPES.accessToken, {
     iss: signer.issuer,
     sub: clientId,

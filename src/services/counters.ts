@@ -1,5 +1,9 @@
-/** The endpoints that answer "is this token valid?", as metrics label them. */
-export type ValidationEndpoint = 'introspect' | 'token_info' | 'verify'
+/**
+ * Where a token was validated, as metrics label it: the three endpoints that answer "is this
+ * token valid?", and `api` for a bearer token authenticating a caller (the REST API, an
+ * introspecting resource server).
+ */
+export type ValidationEndpoint = 'introspect' | 'token_info' | 'verify' | 'api'
 
 /** What a validation endpoint concluded: a live token, anything else, or no answer (database down). */
 export type ValidationOutcome = 'active' | 'inactive' | 'error'
@@ -12,7 +16,8 @@ export class Counters {
   readonly validation: Record<ValidationEndpoint, Record<ValidationOutcome, number>> = {
     introspect: { active: 0, inactive: 0, error: 0 },
     token_info: { active: 0, inactive: 0, error: 0 },
-    verify: { active: 0, inactive: 0, error: 0 }
+    verify: { active: 0, inactive: 0, error: 0 },
+    api: { active: 0, inactive: 0, error: 0 }
   }
 
   validated (endpoint: ValidationEndpoint, outcome: ValidationOutcome): void {

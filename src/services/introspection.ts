@@ -1,4 +1,4 @@
-import type { TokenRecord } from './token-cache.js'
+import type { TokenRecord } from './token-resolver.js'
 
 export const INACTIVE = Object.freeze({ active: false as const })
 
@@ -37,9 +37,8 @@ export function visibleTo (record: TokenRecord, policy: IntrospectionPolicy = UN
   return true
 }
 
-/** RFC 7662 §2.2 answer for an active token (fields that do not apply are left out, never null). */
-export function introspectionResponse (record: TokenRecord, issuer: string, policy: IntrospectionPolicy = UNLIMITED): IntrospectionBody {
-  if (!visibleTo(record, policy)) return INACTIVE
+/** RFC 7662 §2.2 answer for an active token the caller may see (fields that do not apply are left out, never null). */
+export function introspectionResponse (record: TokenRecord, issuer: string): IntrospectionBody {
   const body: IntrospectionBody = {
     active: true,
     scope: record.effectiveScope,

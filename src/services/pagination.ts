@@ -1,3 +1,5 @@
+import { DEFAULT_PAGE_SIZE } from '../../schemas/listing.js'
+
 /**
  * Keyset pagination over time-sortable ids (UUIDv7), with the semantics of the
  * Mastodon-family APIs (GoToSocial, Mastodon):
@@ -12,9 +14,6 @@ export interface KeysetQuery {
   min_id?: string
   limit?: number
 }
-
-export const DEFAULT_PAGE_SIZE = 20
-export const MAX_PAGE_SIZE = 80
 
 export interface KeysetPlan {
   /** Conditions on the id to add to the query's where clause. */

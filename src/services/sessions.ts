@@ -24,7 +24,7 @@ const TOUCH_INTERVAL_MS = 60_000
 /** 32 random bytes, base64url: 43 characters. */
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/
 
-export function newSessionSecret (): string {
+function newSessionSecret (): string {
   return randomBytes(32).toString('base64url')
 }
 
@@ -47,7 +47,7 @@ export function isValidCsrfToken (secret: string, candidate: string): boolean {
 }
 
 /** The end of a session: the earlier of its absolute expiry and its idle deadline. */
-export function sessionEnd (session: WebSession, policy: SessionPolicy): Date {
+function sessionEnd (session: WebSession, policy: SessionPolicy): Date {
   const idleEnd = session.lastSeenAt.getTime() + policy.idleTimeout * 1000
   return new Date(Math.min(session.expiresAt.getTime(), idleEnd))
 }
@@ -77,7 +77,7 @@ export async function startSession (
   return { session, secret }
 }
 
-export async function sweepEndedSessions (em: EntityManager, policy: SessionPolicy, now = new Date()): Promise<number> {
+async function sweepEndedSessions (em: EntityManager, policy: SessionPolicy, now = new Date()): Promise<number> {
   return await em.nativeDelete(WebSession, {
     $or: [{ expiresAt: { $lte: now } }, { lastSeenAt: { $lte: new Date(now.getTime() - policy.idleTimeout * 1000) } }]
   })

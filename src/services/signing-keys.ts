@@ -5,6 +5,7 @@ import {
 import type { EntityManager } from '@mikro-orm/core'
 import { SigningKey } from '../entities/signing-key.js'
 import { Errors } from '../errors.js'
+import { takeTransactionLock } from './locks.js'
 
 /** The `typ` header of each kind of JWT the service signs (RFC 8725 §3.11: explicit typing). */
 export const JWT_TYPES = {
@@ -13,9 +14,6 @@ export const JWT_TYPES = {
   /** RFC 9701 §5 */
   introspection: 'token-introspection+jwt'
 } as const
-
-/** Arbitrary constant: the advisory lock that serialises key creation and rotation across replicas. */
-const SIGNING_KEY_LOCK = 7_466_548
 
 /** Seconds between two reloads of the key set from the database (another replica or the CLI may rotate). */
 export const KEY_REFRESH_INTERVAL = 60
@@ -231,7 +229,7 @@ function deriveSealingKey (secret: string): Buffer {
 }
 
 async function lock (tx: EntityManager): Promise<void> {
-  await tx.getConnection().execute('select pg_advisory_xact_lock(?)', [SIGNING_KEY_LOCK], 'all', tx.getTransactionContext())
+  await takeTransactionLock(tx, 'signingKey')
 }
 
 function info (key: SigningKeyInfo): SigningKeyInfo {

@@ -1,26 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { CacheFreshness } from './cache-freshness.js'
-
-/** What the hot path needs to answer for a token, as read from the database. */
-export interface TokenRecord {
-  id: string
-  name: string
-  /** Scopes as granted. */
-  scopes: string[]
-  /** Effective scopes (implied ones included), space-separated, as introspection reports them. */
-  effectiveScope: string
-  audience: string[] | null
-  userId: string | null
-  username: string | null
-  applicationId: string
-  clientId: string
-  /** Unix seconds. */
-  createdAt: number
-  /** Unix milliseconds, or null for a token that never expires. */
-  expiresAt: number | null
-  revoked: boolean
-  ownerActive: boolean
-}
+import type { TokenRecord } from './token-resolver.js'
 
 /** A cached answer: the record, or null for a digest known to be unknown; and when it was stored (ms). */
 interface Entry {

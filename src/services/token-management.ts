@@ -1,11 +1,10 @@
-import { wrap, type EntityManager, type FilterQuery } from '@mikro-orm/core'
+import type { EntityManager, FilterQuery } from '@mikro-orm/core'
 import { AccessToken } from '../entities/access-token.js'
 import type { User } from '../entities/user.js'
 import { Errors } from '../errors.js'
 import type { Actor } from './audit.js'
 import { isUuid } from './ids.js'
 import { newestFirst, type KeysetPlan } from './pagination.js'
-import { effectiveScopes } from './scopes.js'
 import type { CacheInvalidation } from './invalidation.js'
 import { revokeToken } from './tokens.js'
 
@@ -96,12 +95,12 @@ export async function findTokenByReference (em: EntityManager, owner: User, refe
   const byName = await em.find(AccessToken, { user: owner, name: reference, revokedAt: null }, { populate: ['application'] })
   const others = byName.filter((token) => token.id !== byId?.id)
   if (byId !== null && others.length > 0) {
-    throw new Errors.Unprocessable(`"${reference}" is ambiguous: it is one token's id and another token's name; use the id of the token you mean`)
+    throw new Errors.AmbiguousTokenReference(reference)
   }
   if (byId !== null) return byId
-  if (byName.length > 1) throw new Errors.Unprocessable(`"${reference}" names ${byName.length} tokens (some expired); delete by id instead`)
+  if (byName.length > 1) throw new Errors.TokenReferenceNamesSeveral(reference, byName.length)
   const [match] = byName
-  if (match === undefined) throw new Errors.NotFound(`${owner.username} has no token with id or name "${reference}"`)
+  if (match === undefined) throw new Errors.UserTokenNotFound(owner.username, reference)
   return match
 }
 
@@ -119,32 +118,3 @@ export async function revokeAndForget (em: EntityManager, invalidation: CacheInv
   await invalidation.tokens([token.id])
   return changed
 }
-
-/** The public view of a token: never its secret or digest. */
-export function toTokenView (token: AccessToken, now = new Date()) {
-  const application = wrap(token.application).isInitialized() ? token.application : undefined
-  const owner = token.user != null && wrap(token.user).isInitialized() ? token.user : undefined
-  const lastUsed = token.lastUsedAt?.toISOString() ?? null
-  return {
-    id: token.id,
-    name: token.name,
-    scopes: token.scopes,
-    scope: token.scopes.join(' '),
-    effective_scopes: effectiveScopes(token.scopes),
-    audience: token.audience ?? null,
-    application: { name: application?.name ?? '', client_id: application?.clientId ?? '' },
-    owner: owner !== undefined ? { id: owner.id, username: owner.username } : null,
-    token_last_eight: token.lastEight,
-    state: tokenState(token, now),
-    created_at: token.createdAt.toISOString(),
-    created_by: token.createdBy?.id ?? null,
-    expires_at: token.expiresAt?.toISOString() ?? null,
-    revoked_at: token.revokedAt?.toISOString() ?? null,
-    last_used: lastUsed,
-    last_used_at: lastUsed,
-    last_used_ip: token.lastUsedIp ?? null,
-    rotated_from: token.rotatedFrom ?? null
-  }
-}
-
-export type TokenView = ReturnType<typeof toTokenView>

@@ -1,6 +1,4 @@
-import { effectiveScopes } from './scopes.js'
 import { JWT_TYPES } from './signing-keys.js'
-import type { TokenCache, TokenRecord } from './token-cache.js'
 import { isWellFormedToken, type SecretDigester } from './token-format.js'
 
 /** Three base64url parts joined by two dots: worth a digest and a signature check. */
@@ -11,49 +9,36 @@ function looksLikeJws (token: string): boolean {
 /** Far above any JWT this service signs (about 600 characters). */
 const MAX_JWT_LENGTH = 4096
 
+/** What the resolver needs of the cache (TokenCache): lookups, and the generation invalidations bump. */
+export interface ResolverCache {
+  get: (key: string) => TokenRecord | null | undefined
+  set: (key: string, record: TokenRecord) => void
+  setUnknown: (key: string) => void
+  readonly generation: number
+}
+
 /** Reads one token by digest from the store; `null` when no token has that digest. */
 export type TokenLookup = (digest: string) => Promise<TokenRecord | null>
 
-export interface TokenRow {
+/** What the hot path needs to answer for a token, as read from the database (see TokenStore). */
+export interface TokenRecord {
   id: string
   name: string
+  /** Scopes as granted. */
   scopes: string[]
+  /** Effective scopes (implied ones included), space-separated, as introspection reports them. */
+  effectiveScope: string
   audience: string[] | null
-  user_id: string | null
+  userId: string | null
   username: string | null
-  suspended_at: Date | string | null
-  application_id: string
-  client_id: string
-  created_at: Date | string
-  expires_at: Date | string | null
-  revoked_at: Date | string | null
-}
-
-/** The single SQL statement behind a cache miss: one unique-index probe plus two primary-key joins. */
-export const TOKEN_LOOKUP_SQL = `select t.id, t.name, t.scopes, t.audience, t.user_id, u.username, u.suspended_at,
-  t.application_id, a.client_id, t.created_at, t.expires_at, t.revoked_at
-  from access_tokens t
-  join applications a on a.id = t.application_id
-  left join users u on u.id = t.user_id
-  where t.digest = ?`
-
-export function recordFromRow (row: TokenRow): TokenRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    scopes: row.scopes,
-    effectiveScope: effectiveScopes(row.scopes).join(' '),
-    audience: row.audience !== null && row.audience.length > 0 ? row.audience : null,
-    userId: row.user_id,
-    username: row.username,
-    applicationId: row.application_id,
-    clientId: row.client_id,
-    createdAt: Math.floor(new Date(row.created_at).getTime() / 1000),
-    expiresAt: row.expires_at === null ? null : new Date(row.expires_at).getTime(),
-    revoked: row.revoked_at !== null,
-    // A token with an owner is only as alive as its owner; the join yields null once deleted.
-    ownerActive: row.user_id === null || (row.username !== null && row.suspended_at === null)
-  }
+  applicationId: string
+  clientId: string
+  /** Unix seconds. */
+  createdAt: number
+  /** Unix milliseconds, or null for a token that never expires. */
+  expiresAt: number | null
+  revoked: boolean
+  ownerActive: boolean
 }
 
 export function isActive (record: TokenRecord, now = Date.now()): boolean {
@@ -70,7 +55,7 @@ export interface JwtAccessTokenVerifier {
 export interface TokenResolverOptions {
   prefix: string
   digester: SecretDigester
-  cache: TokenCache
+  cache: ResolverCache
   lookup: TokenLookup
   /** Accept JWT access tokens signed with the service's keys (looked up by digest like opaque ones). */
   jwt?: JwtAccessTokenVerifier
@@ -86,7 +71,7 @@ export interface TokenResolverOptions {
 export class TokenResolver {
   readonly #prefix: string
   readonly #digester: SecretDigester
-  readonly #cache: TokenCache
+  readonly #cache: ResolverCache
   readonly #lookup: TokenLookup
   readonly #jwt: JwtAccessTokenVerifier | undefined
 
@@ -143,13 +128,6 @@ export class TokenResolver {
     let outcome = this.#jwt.check(token, JWT_TYPES.accessToken)
     if (outcome === 'unknown-key' && await this.#jwt.reloadForUnknownKey()) outcome = this.#jwt.check(token, JWT_TYPES.accessToken)
     return outcome === 'valid'
-  }
-
-  /** The record for a digest whatever its state (inactive ones included), or null if unknown. */
-  async resolveDigest (digest: string): Promise<TokenRecord | null> {
-    const cached = this.#cache.get(digest)
-    if (cached !== undefined) return cached
-    return await this.#load(digest, digest)
   }
 
   /** Reads a digest from the store (after a cache miss) and caches the answer under `key`. */

@@ -1,13 +1,11 @@
 import type { EntityManager } from '@mikro-orm/core'
+import { tryTransactionLock } from './locks.js'
 
 export interface SweepOptions {
   /** Seconds a token stays after it expired or was revoked, before it is deleted. */
   retentionSeconds: number
   batchSize?: number
 }
-
-/** Arbitrary constant: only one replica sweeps at a time. */
-const SWEEP_LOCK = 7_466_549
 
 /**
  * Deletes tokens dead (expired or revoked) for longer than the retention, in small batches:
@@ -22,18 +20,15 @@ export async function sweepDeadTokens (em: EntityManager, options: SweepOptions)
   for (;;) {
     // One short transaction per batch; the transaction-scoped advisory lock keeps replicas apart.
     const deleted = await em.fork().transactional(async (tx) => {
-      const connection = tx.getConnection()
-      const context = tx.getTransactionContext()
-      const [lock] = await connection.execute<Array<{ locked: boolean }>>('select pg_try_advisory_xact_lock(?) as locked', [SWEEP_LOCK], 'all', context)
-      if (lock?.locked !== true) return null
-      const result = await connection.execute<{ affectedRows: number }>(
+      if (!await tryTransactionLock(tx, 'tokenSweep')) return null
+      const result = await tx.getConnection().execute<{ affectedRows: number }>(
         `delete from access_tokens where id in (
            select id from access_tokens
             where (expires_at is not null and expires_at < ?::timestamptz) or (revoked_at is not null and revoked_at < ?::timestamptz)
             limit ? for update skip locked)`,
         [cutoff, cutoff, batchSize],
         'run',
-        context
+        tx.getTransactionContext()
       )
       return result.affectedRows
     })

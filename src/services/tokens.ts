@@ -1,8 +1,9 @@
 import { LockMode, type EntityManager } from '@mikro-orm/core'
 import { AccessToken } from '../entities/access-token.js'
 import type { Application } from '../entities/application.js'
-import type { User } from '../entities/user.js'
+import { User } from '../entities/user.js'
 import { Errors } from '../errors.js'
+import { findInternalApplication } from './applications.js'
 import { recordAudit, type Actor } from './audit.js'
 import { uuidv7 } from './ids.js'
 import { UnknownScopesError, type ScopeCatalogue } from './scopes.js'
@@ -27,7 +28,7 @@ export interface ExpiryInput {
  */
 export function resolveExpiry (input: ExpiryInput, limits: LifetimeLimits, now: Date): Date | null {
   if (input.expires_at !== undefined && input.expires_in !== undefined) {
-    throw new Errors.BadRequest('give either expires_at or expires_in, not both')
+    throw new Errors.ExpiryConflict()
   }
   let expiresAt: Date | null
   if (input.expires_in !== undefined) {
@@ -36,20 +37,18 @@ export function resolveExpiry (input: ExpiryInput, limits: LifetimeLimits, now: 
     expiresAt = null
   } else if (input.expires_at !== undefined) {
     expiresAt = new Date(input.expires_at)
-    if (Number.isNaN(expiresAt.getTime())) throw new Errors.BadRequest('expires_at must be an RFC 3339 date-time')
-    if (expiresAt.getTime() <= now.getTime()) throw new Errors.BadRequest('expires_at must be in the future')
+    if (Number.isNaN(expiresAt.getTime())) throw new Errors.InvalidExpiry()
+    if (expiresAt.getTime() <= now.getTime()) throw new Errors.ExpiryInPast()
   } else {
     expiresAt = limits.defaultLifetime > 0 ? new Date(now.getTime() + limits.defaultLifetime * 1000) : null
   }
   if (limits.maxLifetime > 0) {
-    if (expiresAt === null) {
-      throw new Errors.BadRequest(`tokens must expire on this server: the maximum lifetime is ${limits.maxLifetime} seconds`)
-    }
+    if (expiresAt === null) throw new Errors.ExpiryRequired(limits.maxLifetime)
     // One second of slack for clients computing expires_at from the maximum with their own clock;
     // expires_in involves no clock, so it gets none.
     const slack = typeof input.expires_at === 'string' ? 1 : 0
     if (expiresAt.getTime() - now.getTime() > (limits.maxLifetime + slack) * 1000) {
-      throw new Errors.BadRequest(`the token lifetime exceeds the maximum of ${limits.maxLifetime} seconds`)
+      throw new Errors.LifetimeTooLong(limits.maxLifetime)
     }
   }
   return expiresAt
@@ -110,7 +109,7 @@ export async function issueToken (
   const { owner, application, input, actor } = params
   const now = params.now ?? new Date()
   const name = input.name.trim()
-  if (name === '' || name.length > 100) throw new Errors.BadRequest('name must be 1–100 characters (not only spaces)')
+  if (name === '' || name.length > 100) throw new Errors.InvalidTokenName()
 
   let scopes: string[]
   try {
@@ -119,9 +118,7 @@ export async function issueToken (
     if (error instanceof UnknownScopesError) throw new Errors.InvalidScope(error.message)
     throw error
   }
-  if (scopes.includes('admin') && owner !== null && !owner.admin) {
-    throw new Errors.Forbidden('only administrators may hold a token with the admin scope')
-  }
+  if (scopes.includes('admin') && owner !== null && !owner.admin) throw new Errors.AdminScopeForbidden()
   const audience = normaliseAudience(input.audience)
   const expiresAt = resolveExpiry(input, deps.limits, now)
 
@@ -133,10 +130,28 @@ export async function issueToken (
       revokedAt: null,
       $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }]
     })
-    if (clash > 0) throw new Errors.Conflict(`a live token named "${name}" already exists for ${owner.username}`)
+    if (clash > 0) throw new Errors.TokenNameTaken(name, owner.username)
   }
 
   return mintToken(em, deps, { owner, application, name, scopes, audience, expiresAt, actor, now, plaintext: params.plaintext })
+}
+
+/**
+ * The one way a personal access token is made — through Basic authentication, the web session,
+ * the admin API, the CLI and the first start alike: owned by `ownerId` (read and locked afresh:
+ * a suspended owner gets none), held by the built-in first-party application, in `em`'s
+ * current transaction with its audit event.
+ */
+export async function issuePersonalToken (
+  em: EntityManager,
+  deps: TokenIssuerDeps,
+  params: { ownerId: string, input: NewTokenInput, actor: Actor }
+): Promise<IssuedToken> {
+  const application = await findInternalApplication(em)
+  if (application === null) throw new Errors.InternalApplicationMissing()
+  const owner = await em.findOneOrFail(User, params.ownerId)
+  if (!owner.isActive()) throw new Errors.UserSuspended(owner.username)
+  return await issueToken(em, deps, { owner, application, input: params.input, actor: params.actor })
 }
 
 interface MintParams {
@@ -199,9 +214,9 @@ export async function rotateToken (
 ): Promise<IssuedToken> {
   const now = params.now ?? new Date()
   const old = await em.findOneOrFail(AccessToken, params.tokenId, { populate: ['application', 'user'], lockMode: LockMode.PESSIMISTIC_WRITE })
-  if (old.revokedAt != null) throw new Errors.Conflict('this token has been revoked; create a new one instead')
-  if (old.expiresAt != null && old.expiresAt.getTime() <= now.getTime()) throw new Errors.Conflict('this token has expired; create a new one instead')
-  if (await em.count(AccessToken, { rotatedFrom: old.id }) > 0) throw new Errors.Conflict('this token has already been rotated; rotate its successor instead')
+  if (old.revokedAt != null) throw new Errors.TokenRevoked()
+  if (old.expiresAt != null && old.expiresAt.getTime() <= now.getTime()) throw new Errors.TokenExpired()
+  if (await em.count(AccessToken, { rotatedFrom: old.id }) > 0) throw new Errors.TokenAlreadyRotated()
 
   let expiresAt: Date | null = old.expiresAt == null ? null : new Date(now.getTime() + (old.expiresAt.getTime() - old.createdAt.getTime()))
   const max = deps.limits.maxLifetime
@@ -229,7 +244,7 @@ export async function rotateToken (
 function normaliseAudience (audience: string[] | null | undefined): string[] | null {
   if (audience == null || audience.length === 0) return null
   const unique = [...new Set(audience.map((entry) => entry.trim()))]
-  if (unique.some((entry) => entry === '')) throw new Errors.BadRequest('audience entries must not be empty')
+  if (unique.some((entry) => entry === '')) throw new Errors.EmptyAudience()
   return unique
 }
 

@@ -3,11 +3,9 @@ import { User } from '../entities/user.js'
 import { Errors } from '../errors.js'
 import { recordAudit, type Actor } from './audit.js'
 import type { PasswordHasher } from './passwords.js'
+import { takeTransactionLock } from './locks.js'
 import { escapeLike } from './token-management.js'
-import { MIN_PASSWORD_LENGTH } from './users.js'
-
-/** Serialises changes to admin rights and suspension across replicas (see assertAdminRemains). */
-const ADMIN_CHANGE_LOCK = 7_466_548
+import { assertPasswordLength } from './users.js'
 
 export interface UserPatch {
   suspended?: boolean
@@ -41,14 +39,18 @@ export function userFilterQuery (filters: UserFilters): FilterQuery<User> {
  */
 async function assertAdminRemains (em: EntityManager, target: User): Promise<void> {
   if (!target.admin || !target.isActive()) return
-  await em.getConnection().execute('select pg_advisory_xact_lock(?)', [ADMIN_CHANGE_LOCK], 'all', em.getTransactionContext())
+  await takeTransactionLock(em, 'adminChange')
   const others = await em.count(User, { admin: true, suspendedAt: null, id: { $ne: target.id } })
-  if (others === 0) throw new Errors.Conflict(`${target.username} is the last active administrator; make another user an administrator first`)
+  if (others === 0) throw new Errors.LastAdministrator(target.username)
 }
 
-/** Applies an admin's change to a user, with audit events, in `em`'s transaction. */
+/**
+ * Applies a change to a user (by an admin through the API, or an operator through the CLI), with
+ * its audit events, in `em`'s transaction. The last active administrator cannot be demoted,
+ * suspended or deleted, whoever asks.
+ */
 export async function updateUser (em: EntityManager, hasher: PasswordHasher, target: User, patch: UserPatch, actor: Actor): Promise<{ ownerAccessChanged: boolean }> {
-  if (Object.keys(patch).length === 0) throw new Errors.BadRequest('nothing to change: give suspended, admin, password or email')
+  if (Object.keys(patch).length === 0) throw new Errors.NothingToChange()
   const removesAdmin = (patch.admin === false && target.admin) || (patch.suspended === true && target.isActive())
   if (removesAdmin) await assertAdminRemains(em, target)
 
@@ -65,9 +67,7 @@ export async function updateUser (em: EntityManager, hasher: PasswordHasher, tar
     changed.push('admin')
   }
   if (patch.password !== undefined) {
-    if (patch.password !== null && patch.password.length < MIN_PASSWORD_LENGTH) {
-      throw new Errors.BadRequest(`password must be at least ${MIN_PASSWORD_LENGTH} characters`)
-    }
+    if (patch.password !== null) assertPasswordLength(patch.password)
     target.passwordHash = patch.password === null ? null : await hasher.hash(patch.password)
     changed.push(patch.password === null ? 'password removed' : 'password')
   }
@@ -86,16 +86,4 @@ export async function deleteUser (em: EntityManager, target: User, actor: Actor)
   await assertAdminRemains(em, target)
   recordAudit(em, actor, 'user.deleted', { type: 'user', id: target.id, label: target.username })
   em.remove(target)
-}
-
-export function toUserView (user: User) {
-  return {
-    id: user.id,
-    username: user.username,
-    email: user.email ?? null,
-    admin: user.admin,
-    suspended: user.suspendedAt != null,
-    suspended_at: user.suspendedAt?.toISOString() ?? null,
-    created_at: user.createdAt.toISOString()
-  }
 }

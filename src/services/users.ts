@@ -1,28 +1,53 @@
 import { raw, type EntityManager } from '@mikro-orm/core'
+import { MIN_PASSWORD_LENGTH, USERNAME_PATTERN } from '../../schemas/common.js'
 import { User } from '../entities/user.js'
 import { Errors } from '../errors.js'
 import { recordAudit, type Actor } from './audit.js'
 import { uuidv7 } from './ids.js'
 import type { PasswordHasher } from './passwords.js'
 
-/** 1–40 ASCII letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
-export const USERNAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$'
 const USERNAME_REGEXP = new RegExp(USERNAME_PATTERN)
 
-export function isValidUsername (username: string): boolean {
+function isValidUsername (username: string): boolean {
   return USERNAME_REGEXP.test(username)
 }
 
-export function assertValidUsername (username: string): void {
-  if (!isValidUsername(username)) {
-    throw new Errors.BadRequest(`invalid username "${username.slice(0, 60)}": use 1–40 ASCII letters, digits, ".", "_" or "-", starting with a letter or digit`)
-  }
+function assertValidUsername (username: string): void {
+  if (!isValidUsername(username)) throw new Errors.InvalidUsername(username.slice(0, 60))
+}
+
+export function assertPasswordLength (password: string): void {
+  if (password.length < MIN_PASSWORD_LENGTH) throw new Errors.PasswordTooShort(MIN_PASSWORD_LENGTH)
 }
 
 /** Finds a user by username, case-insensitively. */
-export async function findUserByUsername (em: EntityManager, username: string, options: { withPassword?: boolean } = {}): Promise<User | null> {
+async function findUserByUsername (em: EntityManager, username: string, options: { withPassword?: boolean } = {}): Promise<User | null> {
   if (!isValidUsername(username)) return null
   return await em.findOne(User, { [raw('lower(username)')]: username.toLowerCase() }, options.withPassword === true ? { populate: ['passwordHash'] } : {})
+}
+
+/** Finds a user by username, case-insensitively; 404 when there is none. */
+export async function findUserOrFail (em: EntityManager, username: string): Promise<User> {
+  const user = await findUserByUsername(em, username)
+  if (user === null) throw new Errors.UserNotFound(username)
+  return user
+}
+
+export type UserAuthentication =
+  | { status: 'authenticated', user: User }
+  /** Unknown user, no password, or a wrong one: the caller cannot tell which (the time spent is the same). */
+  | { status: 'invalid' }
+  /** The right password of a suspended account. */
+  | { status: 'suspended', user: User }
+
+/**
+ * The one way a user proves who they are with a password, for every route that takes one
+ * (Basic authentication, the web page's sign-in). argon2id runs whether or not the user exists.
+ */
+export async function authenticateUser (em: EntityManager, hasher: PasswordHasher, username: string, password: string): Promise<UserAuthentication> {
+  const user = await findUserByUsername(em, username, { withPassword: true })
+  if (!await hasher.verify(user?.passwordHash, password) || user === null) return { status: 'invalid' }
+  return user.isActive() ? { status: 'authenticated', user } : { status: 'suspended', user }
 }
 
 export interface CreateUserInput {
@@ -32,17 +57,11 @@ export interface CreateUserInput {
   admin?: boolean
 }
 
-export const MIN_PASSWORD_LENGTH = 8
-
 /** Creates a user and its audit event in `em`'s current transaction; the caller flushes. */
 export async function createUser (em: EntityManager, hasher: PasswordHasher, input: CreateUserInput, actor: Actor): Promise<User> {
   assertValidUsername(input.username)
-  if (input.password != null && input.password.length < MIN_PASSWORD_LENGTH) {
-    throw new Errors.BadRequest(`password must be at least ${MIN_PASSWORD_LENGTH} characters`)
-  }
-  if (await findUserByUsername(em, input.username) !== null) {
-    throw new Errors.Conflict(`a user named "${input.username}" already exists (usernames are case-insensitive)`)
-  }
+  if (input.password != null) assertPasswordLength(input.password)
+  if (await findUserByUsername(em, input.username) !== null) throw new Errors.UsernameTaken(input.username)
   const user = em.create(User, {
     id: uuidv7(),
     username: input.username,

@@ -2,15 +2,15 @@ import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import errorHandler, { isDatabaseUnavailable } from '../../plugins/app/error-handler.js'
+import errorHandler from '../../plugins/app/error-handler.js'
 import rateLimit from '../../plugins/external/rate-limit.js'
 import { loadConfig } from '../../src/config.js'
 import { Errors } from '../../src/errors.js'
+import { isDatabaseUnavailable } from '../../src/http/error-reply.js'
 import { serverOptions } from '../../src/options.js'
 import { generateToken } from '../../src/services/token-format.js'
-import { basic, bearer, buildWith, createTestDatabase, seedUser, TEST_ENV } from '../helper.js'
+import { basic, bearer, buildWith, createTestDatabase, PROBLEM_JSON, seedUser, TEST_ENV } from '../helper.js'
 
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const GENERIC_DETAIL = 'an unexpected error occurred; it has been logged'
 const DATABASE_DETAIL = 'the database is unavailable; try again shortly'
@@ -39,7 +39,7 @@ async function buildErrorServer (t: Test): Promise<{ server: FastifyInstance, lo
   await server.register(errorHandler)
   server.get('/crash', async () => { throw new Error('secret detail') })
   server.get('/bad-gateway', async () => { throw Object.assign(new Error('upstream said secret detail'), { statusCode: 502 }) })
-  server.get('/conflict', async () => { throw new Errors.Conflict('a live token named "ci" already exists') })
+  server.get('/conflict', async () => { throw new Errors.TokenNameTaken('ci', 'alice') })
   server.get('/database', connectToNowhere)
   server.get('/oauth/crash', { config: { oauthErrors: true } }, async () => { throw new Error('secret detail') })
   server.get('/oauth/database', { config: { oauthErrors: true } }, connectToNowhere)
@@ -100,7 +100,7 @@ t.test('a 4xx says what is wrong', async (t) => {
   const res = await server.inject({ method: 'GET', url: '/conflict' })
   t.equal(res.statusCode, 409)
   t.equal(res.headers['content-type'], PROBLEM_JSON)
-  t.strictSame(res.json(), { type: 'about:blank', title: 'Conflict', status: 409, detail: 'a live token named "ci" already exists', code: 'TESSERA_CONFLICT', instance: res.json().instance })
+  t.strictSame(res.json(), { type: 'about:blank', title: 'Conflict', status: 409, detail: 'a live token named "ci" already exists for alice', code: 'TESSERA_TOKEN_NAME_TAKEN', instance: res.json().instance })
 })
 
 t.test('a database connection failure is a 503 TESSERA_DATABASE_UNAVAILABLE without details', async (t) => {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { generateToken } from '../../src/services/token-format.js'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../helper.js'
+import { basic, bearer, build, introspection, seedApplication, seedToken, seedUser } from '../helper.js'
 
 /*
  * The token cache's bounds, seen through the routes (test/services/token-cache.test.ts checks the
@@ -17,10 +17,7 @@ async function setup (env: Record<string, string>): Promise<{ app: FastifyInstan
   return {
     app,
     async check (path, token) {
-      if (path === 'introspect') {
-        const body = form({ token })
-        return await app.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization: basic(caller.clientId, caller.clientSecret) } })
-      }
+      if (path === 'introspect') return await introspection(app, token, basic(caller.clientId, caller.clientSecret))
       return await app.inject({ method: 'GET', url: path === 'verify' ? '/auth/verify' : '/oauth/token/info', headers: { authorization: bearer(token) } })
     }
   }

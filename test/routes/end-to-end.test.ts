@@ -1,5 +1,5 @@
 import t from 'tap'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../helper.js'
+import { basic, bearer, build, introspection, seedApplication, seedToken, seedUser } from '../helper.js'
 
 t.test('a personal token created with the password introspects as active', async (t) => {
   const app = await build(t)
@@ -13,7 +13,7 @@ t.test('a personal token created with the password introspects as active', async
   t.equal(created.statusCode, 201)
   const { token } = created.json()
   const client = await seedApplication(app)
-  const res = await app.inject({ method: 'POST', url: '/oauth/introspect', ...form({ token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } })
+  const res = await introspection(app, token, basic(client.clientId, client.clientSecret))
   t.equal(res.statusCode, 200)
   t.match(res.json(), { active: true, scope: 'write:repository read:repository', username: 'alice', client_id: 'internal' })
   const seeded = await seedToken(app, 'alice')

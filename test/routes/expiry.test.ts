@@ -1,9 +1,9 @@
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { tokenState } from '../../src/services/token-management.js'
-import { isActive } from '../../src/services/token-resolver.js'
-import { TokenCache, type TokenRecord } from '../../src/services/token-cache.js'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../helper.js'
+import { TokenCache } from '../../src/services/token-cache.js'
+import { isActive, type TokenRecord } from '../../src/services/token-resolver.js'
+import { basic, bearer, build, introspect, seedApplication, seedToken, seedUser } from '../helper.js'
 
 const PASSWORD = 'correct horse battery'
 
@@ -28,17 +28,7 @@ async function create (name: string, expiresIn: number): Promise<Created> {
   return res.json()
 }
 
-async function introspect (token: string): Promise<Record<string, unknown>> {
-  const request = form({ token })
-  const res = await app.inject({
-    method: 'POST',
-    url: '/oauth/introspect',
-    payload: request.payload,
-    headers: { ...request.headers, authorization: basic(resourceServer.clientId, resourceServer.clientSecret) }
-  })
-  if (res.statusCode !== 200) throw new Error(`introspection answered ${res.statusCode}: ${res.body}`)
-  return res.json()
-}
+const introspectAsServer = async (token: string): Promise<Record<string, unknown>> => await introspect(app, token, basic(resourceServer.clientId, resourceServer.clientSecret))
 
 async function tokenInfo (token: string): Promise<LightMyRequestResponse> {
   return await app.inject({ method: 'GET', url: '/oauth/token/info', headers: { authorization: bearer(token) } })
@@ -54,13 +44,13 @@ t.test('a token with expires_in 2 works until its expiry and never after, cached
   const neverSeen = await create('never-seen', 2)
   const cachedLate = await create('cached-late', 2)
   const cachedEarly = await create('cached-early', 2)
-  t.match(await introspect(cachedEarly.token), { active: true, exp: Math.floor(Date.parse(cachedEarly.expires_at) / 1000) })
+  t.match(await introspectAsServer(cachedEarly.token), { active: true, exp: Math.floor(Date.parse(cachedEarly.expires_at) / 1000) })
   const all = [neverSeen, cachedLate, cachedEarly]
   for (const token of all) t.equal(Date.parse(token.expires_at) - Date.parse(token.created_at), 2000, 'expires two seconds after creation')
   t.equal(app.services.cache.get(app.services.resolver.cacheKey(cachedEarly.token))?.id, cachedEarly.id, 'and is now cached')
 
   await sleep(Date.parse(cachedLate.expires_at) - 700 - Date.now())
-  t.match(await introspect(cachedLate.token), { active: true }, 'active shortly before its expiry, and now cached')
+  t.match(await introspectAsServer(cachedLate.token), { active: true }, 'active shortly before its expiry, and now cached')
   const info = await tokenInfo(cachedLate.token)
   t.equal(info.statusCode, 200)
   t.equal(info.json().expires_in, 0, 'token/info counts the whole seconds left')
@@ -69,7 +59,7 @@ t.test('a token with expires_in 2 works until its expiry and never after, cached
   await sleep(lastExpiry - Date.now())
   t.ok(Date.now() >= lastExpiry, 'every expiry has been reached')
   for (const token of all) {
-    t.strictSame(await introspect(token.token), { active: false }, `introspection: ${token.id} is inactive`)
+    t.strictSame(await introspectAsServer(token.token), { active: false }, `introspection: ${token.id} is inactive`)
     const res = await tokenInfo(token.token)
     t.equal(res.statusCode, 401, 'token/info refuses it')
     t.strictSame(res.json(), { error: 'invalid_token', error_description: 'the access token is invalid, expired or revoked' })

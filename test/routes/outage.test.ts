@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { startEmbeddedPostgres } from '../../src/db/embedded.js'
-import { basic, bearer, build, buildWith, createTestDatabase, form, seedApplication, seedToken, seedUser } from '../helper.js'
+import { basic, bearer, build, buildWith, createTestDatabase, form, introspection, seedApplication, seedToken, seedUser } from '../helper.js'
 import { startProxy, type ProxyMode } from '../proxy.js'
 
 /*
@@ -75,8 +75,7 @@ type Check = (token: string) => Promise<LightMyRequestResponse>
 function checksOn (on: FastifyInstance): Record<'introspect' | 'token/info' | 'verify', Check> {
   return {
     async introspect (token) {
-      const body = form({ token })
-      return await on.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization: resourceAuth } })
+      return await introspection(on, token, resourceAuth)
     },
     async 'token/info' (token) {
       return await on.inject({ method: 'GET', url: '/oauth/token/info', headers: { authorization: bearer(token) } })
@@ -164,8 +163,7 @@ async function outage (t: Test, mode: Exclude<ProxyMode, 'up'>): Promise<void> {
 
   await t.test('a client whose credentials are not cached gets 503 (not 401: nothing says they are wrong)', async (t) => {
     const stranger = basic('never-seen-client', 'some-secret-value')
-    const body = form({ token: hit.token })
-    const { result, ms } = await timed(async () => await app.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization: stranger } }))
+    const { result, ms } = await timed(async () => await introspection(app, hit.token, stranger))
     assertUnavailable(t, result, 'unknown client', ms)
   })
 
@@ -259,10 +257,7 @@ t.test('cache misses still work once the pool has replaced its connection (own d
   const caller = await seedApplication(own, ['introspect'])
   await seedUser(own, 'bob')
   const tokens = [await seedToken(own, 'bob'), await seedToken(own, 'bob'), await seedToken(own, 'bob')]
-  const status = async (token: string): Promise<number> => {
-    const body = form({ token })
-    return (await own.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization: basic(caller.clientId, caller.clientSecret) } })).statusCode
-  }
+  const status = async (token: string): Promise<number> => (await introspection(own, token, basic(caller.clientId, caller.clientSecret))).statusCode
   t.equal(await status(tokens[0]!.token), 200, 'a miss, looked up on the first connection')
   await own.orm.close()
   // The embedded server may briefly refuse the new connection while the old one closes: poll.

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { basic, bearer, buildWith, createTestDatabase, form, seedApplication, seedToken, seedUser } from '../helper.js'
+import { basic, bearer, buildWith, createTestDatabase, form, introspection, seedApplication, seedToken, seedUser } from '../helper.js'
 
 /*
  * Cache coherence across replicas (issue 6): a change made on one instance is effective at once
@@ -56,13 +56,8 @@ function name (app: FastifyInstance): string {
   return app === A ? 'A' : 'B'
 }
 
-async function introspection (app: FastifyInstance, token: string, authorization = resourceAuth): Promise<LightMyRequestResponse> {
-  const body = form({ token })
-  return await app.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization } })
-}
-
 async function isActive (app: FastifyInstance, token: string): Promise<boolean> {
-  const res = await introspection(app, token)
+  const res = await introspection(app, token, resourceAuth)
   if (res.statusCode !== 200) throw new Error(`introspection on ${name(app)} answered ${res.statusCode}: ${res.body}`)
   return res.json().active === true
 }

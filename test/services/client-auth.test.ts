@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ClientAuthenticator, CLIENT_LOOKUP_SQL, type ClientLookup, type ClientRow } from '../../src/services/client-auth.js'
+import { ClientAuthenticator, type ClientLookup, type ClientRow } from '../../src/services/client-auth.js'
 import { PasswordHasher } from '../../src/services/passwords.js'
 import { build, seedApplication, TEST_ENV } from '../helper.js'
 
@@ -20,8 +20,7 @@ const connection = app.orm.em.getConnection()
 function databaseLookup (): ClientLookup & { calls: number } {
   const lookup = Object.assign(async (clientId: string): Promise<ClientRow | null> => {
     lookup.calls++
-    const rows = await connection.execute<ClientRow[]>(CLIENT_LOOKUP_SQL, [clientId])
-    return rows[0] ?? null
+    return await app.services.store.client(clientId)
   }, { calls: 0 })
   return lookup
 }

@@ -15,7 +15,8 @@ import {
   type ListenerState
 } from '../../src/services/invalidation.js'
 import { PasswordHasher } from '../../src/services/passwords.js'
-import { TokenCache, type TokenRecord } from '../../src/services/token-cache.js'
+import { TokenCache } from '../../src/services/token-cache.js'
+import type { TokenRecord } from '../../src/services/token-resolver.js'
 import { createTestDatabase, TEST_ENV } from '../helper.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))

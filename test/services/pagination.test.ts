@@ -1,5 +1,6 @@
 import t from 'tap'
-import { DEFAULT_PAGE_SIZE, keysetLinks, newestFirst, pageLinks, planKeyset } from '../../src/services/pagination.js'
+import { DEFAULT_PAGE_SIZE } from '../../schemas/listing.js'
+import { keysetLinks, newestFirst, pageLinks, planKeyset } from '../../src/services/pagination.js'
 
 const OLD = '01900000-0000-7000-8000-000000000001'
 const MID = '01900000-0000-7000-8000-000000000002'

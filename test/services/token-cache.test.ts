@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { TokenCache, type TokenCacheOptions, type TokenRecord } from '../../src/services/token-cache.js'
+import { TokenCache, type TokenCacheOptions } from '../../src/services/token-cache.js'
+import type { TokenRecord } from '../../src/services/token-resolver.js'
 
 const OPTIONS: TokenCacheOptions = { maxEntries: 100, maxBytes: 0, ttl: 30, negativeTtl: 5 }
 

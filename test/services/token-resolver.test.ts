@@ -6,9 +6,10 @@ import { AccessToken } from '../../src/entities/access-token.js'
 import { Application } from '../../src/entities/application.js'
 import { User } from '../../src/entities/user.js'
 import { SYSTEM_ACTOR } from '../../src/services/audit.js'
-import { TokenCache, type TokenRecord } from '../../src/services/token-cache.js'
+import { TokenCache } from '../../src/services/token-cache.js'
 import { generateToken, SecretDigester } from '../../src/services/token-format.js'
-import { isActive, recordFromRow, TOKEN_LOOKUP_SQL, TokenResolver, type TokenRow } from '../../src/services/token-resolver.js'
+import { isActive, TokenResolver, type TokenRecord } from '../../src/services/token-resolver.js'
+import { recordFromRow, type TokenRow } from '../../src/services/token-store.js'
 import { issueToken, revokeToken } from '../../src/services/tokens.js'
 import { build, seedApplication, seedToken, seedUser } from '../helper.js'
 
@@ -176,7 +177,7 @@ t.test('with a database', async (t) => {
     const token = generateToken(app.config.TOKEN_PREFIX)
     t.equal(await resolver.resolve(token), null)
     t.equal(cache.get(digester.cacheKey(token)), null, 'remembered as unknown under its cache key')
-    t.equal(await resolver.resolveDigest(digester.digest(token)), null)
+    t.equal(await app.services.store.token(digester.digest(token)), null)
   })
 
   t.test('an expired token resolves to null, even when it was cached while active', async (t) => {
@@ -186,7 +187,7 @@ t.test('with a database', async (t) => {
     t.equal(record?.id, id)
     await sleep(Math.max(0, (record?.expiresAt ?? 0) - Date.now()) + 20)
     t.equal(await resolver.resolve(token), null)
-    t.match(await resolver.resolveDigest(digester.digest(token)), { id, revoked: false, ownerActive: true })
+    t.match(await app.services.store.token(digester.digest(token)), { id, revoked: false, ownerActive: true })
   })
 
   t.test('a revoked token resolves to null once its cache entry is dropped', async (t) => {
@@ -196,14 +197,13 @@ t.test('with a database', async (t) => {
     t.equal(await revoke(app, id), true)
     t.equal(cache.invalidateToken(id), 1)
     t.equal(await resolver.resolve(token), null)
-    t.match(await resolver.resolveDigest(digester.digest(token)), { id, revoked: true })
+    t.match(await app.services.store.token(digester.digest(token)), { id, revoked: true })
   })
 
   t.test('a revocation committed while a lookup is in flight is not undone by caching its stale answer', async (t) => {
     await seedUser(app, 'ingrid')
     const { token, id } = await seedToken(app, 'ingrid')
     const ownCache = new TokenCache({ maxEntries: 100, maxBytes: 0, ttl: 30, negativeTtl: 5 })
-    const connection = app.orm.em.getConnection()
     let rowRead!: () => void
     const read = new Promise<void>((resolve) => { rowRead = resolve })
     let release!: () => void
@@ -214,10 +214,10 @@ t.test('with a database', async (t) => {
       digester,
       cache: ownCache,
       async lookup (digest) {
-        const rows = await connection.execute<TokenRow[]>(TOKEN_LOOKUP_SQL, [digest])
+        const record = await app.services.store.token(digest)
         rowRead()
         await released
-        return rows[0] !== undefined ? recordFromRow(rows[0]) : null
+        return record
       }
     })
     const inFlight = racing.resolve(token)
@@ -243,7 +243,7 @@ t.test('with a database', async (t) => {
     t.equal(cache.invalidateUser(user.id), 2)
     t.equal(await resolver.resolve(first.token), null)
     t.equal(await resolver.resolve(second.token), null)
-    t.match(await resolver.resolveDigest(digester.digest(first.token)), { id: first.id, revoked: false, ownerActive: false })
+    t.match(await app.services.store.token(digester.digest(first.token)), { id: first.id, revoked: false, ownerActive: false })
   })
 
   t.test("a deleted owner's tokens resolve to null", async (t) => {

@@ -16,11 +16,11 @@ function after (seconds: number): Date {
   return new Date(NOW.getTime() + seconds * 1000)
 }
 
-const badRequest = (message: string): { statusCode: number, code: string, message: string } => ({ statusCode: 400, code: 'TESSERA_BAD_REQUEST', message })
+const badRequest = (code: string, message: string): { statusCode: number, code: string, message: string } => ({ statusCode: 400, code, message })
 
 t.test('resolveExpiry', async (t) => {
   t.test('refuses expires_at and expires_in together', async (t) => {
-    const error = badRequest('give either expires_at or expires_in, not both')
+    const error = badRequest('TESSERA_EXPIRY_CONFLICT', 'give either expires_at or expires_in, not both')
     t.throws(() => resolveExpiry({ expires_at: after(60).toISOString(), expires_in: 60 }, LIMITS, NOW), error)
     t.throws(() => resolveExpiry({ expires_at: null, expires_in: 60 }, UNLIMITED, NOW), error)
   })
@@ -36,14 +36,14 @@ t.test('resolveExpiry', async (t) => {
   })
 
   t.test('expires_at in the past, or now, is refused', async (t) => {
-    const error = badRequest('expires_at must be in the future')
+    const error = badRequest('TESSERA_EXPIRY_IN_PAST', 'expires_at must be in the future')
     t.throws(() => resolveExpiry({ expires_at: '2026-02-28T12:00:00Z' }, LIMITS, NOW), error)
     t.throws(() => resolveExpiry({ expires_at: NOW.toISOString() }, LIMITS, NOW), error)
     t.strictSame(resolveExpiry({ expires_at: '2026-03-01T12:00:00.001Z' }, LIMITS, NOW), after(0.001), 'one millisecond later is fine')
   })
 
   t.test('an unparseable expires_at is refused', async (t) => {
-    t.throws(() => resolveExpiry({ expires_at: 'tomorrow' }, LIMITS, NOW), badRequest('expires_at must be an RFC 3339 date-time'))
+    t.throws(() => resolveExpiry({ expires_at: 'tomorrow' }, LIMITS, NOW), badRequest('TESSERA_INVALID_EXPIRY', 'expires_at must be an RFC 3339 date-time'))
   })
 
   t.test('without expires_at or expires_in the default lifetime applies', async (t) => {
@@ -58,24 +58,24 @@ t.test('resolveExpiry', async (t) => {
   })
 
   t.test('expires_at null is refused when a maximum lifetime is configured, naming it', async (t) => {
-    t.throws(() => resolveExpiry({ expires_at: null }, LIMITS, NOW), badRequest('tokens must expire on this server: the maximum lifetime is 31536000 seconds'))
+    t.throws(() => resolveExpiry({ expires_at: null }, LIMITS, NOW), badRequest('TESSERA_EXPIRY_REQUIRED', 'tokens must expire on this server: the maximum lifetime is 31536000 seconds'))
   })
 
   t.test('a lifetime beyond the maximum is refused with a 400 naming the maximum', async (t) => {
-    const error = badRequest('the token lifetime exceeds the maximum of 31536000 seconds')
+    const error = badRequest('TESSERA_LIFETIME_TOO_LONG', 'the token lifetime exceeds the maximum of 31536000 seconds')
     t.throws(() => resolveExpiry({ expires_in: 366 * DAY }, LIMITS, NOW), error)
     t.throws(() => resolveExpiry({ expires_at: '2030-01-01T00:00:00Z' }, LIMITS, NOW), error)
   })
 
   t.test('expires_in of exactly the maximum is accepted; one second more is refused', async (t) => {
     t.strictSame(resolveExpiry({ expires_in: 365 * DAY }, LIMITS, NOW), after(365 * DAY))
-    t.throws(() => resolveExpiry({ expires_in: 365 * DAY + 1 }, LIMITS, NOW), badRequest('the token lifetime exceeds the maximum of 31536000 seconds'))
+    t.throws(() => resolveExpiry({ expires_in: 365 * DAY + 1 }, LIMITS, NOW), badRequest('TESSERA_LIFETIME_TOO_LONG', 'the token lifetime exceeds the maximum of 31536000 seconds'))
   })
 
   t.test('expires_at gets one second of clock slack beyond the maximum, and no more', async (t) => {
     t.strictSame(resolveExpiry({ expires_at: after(365 * DAY).toISOString() }, LIMITS, NOW), after(365 * DAY))
     t.strictSame(resolveExpiry({ expires_at: after(365 * DAY + 1).toISOString() }, LIMITS, NOW), after(365 * DAY + 1))
-    t.throws(() => resolveExpiry({ expires_at: after(365 * DAY + 1.001).toISOString() }, LIMITS, NOW), badRequest('the token lifetime exceeds the maximum of 31536000 seconds'))
+    t.throws(() => resolveExpiry({ expires_at: after(365 * DAY + 1.001).toISOString() }, LIMITS, NOW), badRequest('TESSERA_LIFETIME_TOO_LONG', 'the token lifetime exceeds the maximum of 31536000 seconds'))
   })
 })
 
@@ -128,11 +128,11 @@ t.test('issueToken', async (t) => {
   t.test('an empty audience list means unrestricted; an empty audience entry is refused', async (t) => {
     const issued = await issue('alice', { name: 'no-audience', audience: [] })
     t.equal(issued.token.audience, null)
-    await t.rejects(issue('alice', { name: 'blank-audience', audience: ['https://a.example', ' '] }), badRequest('audience entries must not be empty'))
+    await t.rejects(issue('alice', { name: 'blank-audience', audience: ['https://a.example', ' '] }), badRequest('TESSERA_EMPTY_AUDIENCE', 'audience entries must not be empty'))
   })
 
   t.test('a blank or overlong name is refused', async (t) => {
-    const error = badRequest('name must be 1–100 characters (not only spaces)')
+    const error = badRequest('TESSERA_INVALID_TOKEN_NAME', 'name must be 1–100 characters (not only spaces)')
     await t.rejects(issue('alice', { name: '   ' }), error)
     await t.rejects(issue('alice', { name: 'x'.repeat(101) }), error)
     t.equal((await issue('alice', { name: 'x'.repeat(100) })).token.name, 'x'.repeat(100))
@@ -141,8 +141,8 @@ t.test('issueToken', async (t) => {
   t.test('a name already used by a live token of the same owner is a 409', async (t) => {
     await issue('alice', { name: 'ci' })
     const before = await tokenCount()
-    await t.rejects(issue('alice', { name: 'ci' }), { statusCode: 409, code: 'TESSERA_CONFLICT', message: 'a live token named "ci" already exists for alice' })
-    await t.rejects(issue('alice', { name: ' ci ' }), { statusCode: 409, code: 'TESSERA_CONFLICT', message: 'a live token named "ci" already exists for alice' }, 'names are compared after trimming')
+    await t.rejects(issue('alice', { name: 'ci' }), { statusCode: 409, code: 'TESSERA_TOKEN_NAME_TAKEN', message: 'a live token named "ci" already exists for alice' })
+    await t.rejects(issue('alice', { name: ' ci ' }), { statusCode: 409, code: 'TESSERA_TOKEN_NAME_TAKEN', message: 'a live token named "ci" already exists for alice' }, 'names are compared after trimming')
     t.equal(await tokenCount(), before, 'nothing was written')
     t.equal((await issue('bob', { name: 'ci' })).token.name, 'ci', 'another owner may use the same name')
   })
@@ -163,13 +163,13 @@ t.test('issueToken', async (t) => {
     t.ok((expired.token.expiresAt?.getTime() ?? Infinity) < Date.now(), 'the first token has expired')
     const fresh = await issue('alice', { name: 'nightly' })
     t.not(fresh.token.id, expired.token.id)
-    await t.rejects(issue('alice', { name: 'nightly' }), { statusCode: 409, code: 'TESSERA_CONFLICT', message: 'a live token named "nightly" already exists for alice' }, 'the fresh one is live')
+    await t.rejects(issue('alice', { name: 'nightly' }), { statusCode: 409, code: 'TESSERA_TOKEN_NAME_TAKEN', message: 'a live token named "nightly" already exists for alice' }, 'the fresh one is live')
   })
 
   t.test('the admin scope is refused for a non-admin owner', async (t) => {
     await t.rejects(issue('alice', { name: 'escalate', scopes: ['read:tokens', 'admin'] }), {
       statusCode: 403,
-      code: 'TESSERA_FORBIDDEN',
+      code: 'TESSERA_ADMIN_SCOPE_FORBIDDEN',
       message: 'only administrators may hold a token with the admin scope'
     })
     t.strictSame((await issue('root', { name: 'ops', scopes: ['admin'] })).token.scopes, ['admin'])
@@ -184,8 +184,8 @@ t.test('issueToken', async (t) => {
   })
 
   t.test('the expiry limits apply: a lifetime beyond the maximum is a 400', async (t) => {
-    await t.rejects(issue('alice', { name: 'forever', expires_at: null }), badRequest(`tokens must expire on this server: the maximum lifetime is ${app.config.TOKEN_MAX_LIFETIME} seconds`))
-    await t.rejects(issue('alice', { name: 'too-long', expires_in: app.config.TOKEN_MAX_LIFETIME + 1 }), badRequest(`the token lifetime exceeds the maximum of ${app.config.TOKEN_MAX_LIFETIME} seconds`))
+    await t.rejects(issue('alice', { name: 'forever', expires_at: null }), badRequest('TESSERA_EXPIRY_REQUIRED', `tokens must expire on this server: the maximum lifetime is ${app.config.TOKEN_MAX_LIFETIME} seconds`))
+    await t.rejects(issue('alice', { name: 'too-long', expires_in: app.config.TOKEN_MAX_LIFETIME + 1 }), badRequest('TESSERA_LIFETIME_TOO_LONG', `the token lifetime exceeds the maximum of ${app.config.TOKEN_MAX_LIFETIME} seconds`))
   })
 
   t.test('a token.created audit event is written with the token', async (t) => {

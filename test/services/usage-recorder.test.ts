@@ -2,7 +2,7 @@ import t from 'tap'
 import pg from 'pg'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { UsageRecorder } from '../../src/services/usage-recorder.js'
-import { basic, bearer, build, buildWith, createTestDatabase, form, seedApplication, seedToken, seedUser } from '../helper.js'
+import { basic, bearer, build, buildWith, createTestDatabase, introspection, seedApplication, seedToken, seedUser } from '../helper.js'
 
 interface UsageRow { last_used_at: Date | null, last_used_ip: string | null }
 
@@ -23,8 +23,7 @@ async function tokenInfo (app: FastifyInstance, token: string, remoteAddress = H
 }
 
 async function introspect (app: FastifyInstance, token: string, authorization: string, remoteAddress = OTHER_IP): Promise<void> {
-  const request = form({ token })
-  const res = await app.inject({ method: 'POST', url: '/oauth/introspect', payload: request.payload, headers: { ...request.headers, authorization }, remoteAddress })
+  const res = await introspection(app, token, authorization, {}, { remoteAddress })
   if (res.statusCode !== 200 || (res.json() as { active: boolean }).active !== true) throw new Error(`introspection answered ${res.statusCode}: ${res.body}`)
 }
 

@@ -1,18 +1,9 @@
 import { createHash } from 'node:crypto'
-import t, { type Test } from 'tap'
-import type { LightMyRequestResponse } from 'fastify'
+import t from 'tap'
 import { AuditEvent } from '../../src/entities/audit-event.js'
 import { expiryPresets } from '../../src/routes/session/tokens.js'
-import { bearer, build, seedToken, seedUser } from '../helper.js'
+import { assertProblem, bearer, build, seedToken, seedUser } from '../helper.js'
 import { PASSWORD, signIn } from './helper.js'
-
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
-
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
-  t.equal(res.statusCode, status, `status ${status}`)
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, ...(detail !== undefined ? { detail } : {}) })
-}
 
 // One application for everything but the rate limits, which get their own.
 const app = await build(t, { RATE_LIMIT_PASSWORD_PER_USER: '1000', RATE_LIMIT_PASSWORD_PER_IP: '1000' })
@@ -97,7 +88,7 @@ t.test('signing in', async (t) => {
 
   t.test('a wrong password is a 401, audited, with no cookie', async (t) => {
     const res = await post('/api/v1/session', {}, { username: 'alice', password: 'wrong password' })
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED', 'invalid username or password')
+    assertProblem(t, res, 401, 'TESSERA_SIGN_IN_FAILED', 'invalid username or password')
     t.equal(res.headers['set-cookie'], undefined)
     const deadline = Date.now() + 3000
     let events: AuditEvent[] = []
@@ -118,9 +109,9 @@ t.test('signing in', async (t) => {
   })
 
   t.test('a suspended account is refused after its password is checked, and gets no session', async (t) => {
-    assertProblem(t, await post('/api/v1/session', {}, { username: 'frozen', password: PASSWORD }), 403, 'TESSERA_FORBIDDEN', 'the account frozen is suspended')
+    assertProblem(t, await post('/api/v1/session', {}, { username: 'frozen', password: PASSWORD }), 403, 'TESSERA_ACCOUNT_SUSPENDED', 'the account frozen is suspended')
     t.equal(await sessionCount('frozen'), 0)
-    assertProblem(t, await post('/api/v1/session', {}, { username: 'frozen', password: 'wrong password' }), 401, 'TESSERA_UNAUTHORIZED', 'invalid username or password')
+    assertProblem(t, await post('/api/v1/session', {}, { username: 'frozen', password: 'wrong password' }), 401, 'TESSERA_SIGN_IN_FAILED', 'invalid username or password')
   })
 
   t.test('a sign-in sent from another origin is refused (login CSRF)', async (t) => {
@@ -241,8 +232,8 @@ t.test('the session as the principal of the token routes', async (t) => {
 
   t.test('another user\'s token is a 404, as with a bearer token', async (t) => {
     const bobs = await seedToken(app, 'bob', { name: 'bobs' })
-    assertProblem(t, await app.inject({ method: 'GET', url: `/api/v1/tokens/${bobs.id}`, headers: { cookie } }), 404, 'TESSERA_NOT_FOUND')
-    assertProblem(t, await post(`/api/v1/tokens/${bobs.id}/invalidate`, same), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await app.inject({ method: 'GET', url: `/api/v1/tokens/${bobs.id}`, headers: { cookie } }), 404, 'TESSERA_TOKEN_NOT_FOUND')
+    assertProblem(t, await post(`/api/v1/tokens/${bobs.id}/invalidate`, same), 404, 'TESSERA_TOKEN_NOT_FOUND')
     t.equal((await tokenState(bobs.id)).revoked_at, null)
   })
 
@@ -288,14 +279,14 @@ t.test('the session as the principal of the token routes', async (t) => {
 
   t.test('a session never reaches the admin routes, even an admin\'s', async (t) => {
     const root = await signIn(app, 'root')
-    assertProblem(t, await app.inject({ method: 'GET', url: '/api/v1/admin/users', headers: { cookie: root.cookie } }), 403, 'TESSERA_FORBIDDEN',
+    assertProblem(t, await app.inject({ method: 'GET', url: '/api/v1/admin/users', headers: { cookie: root.cookie } }), 403, 'TESSERA_SESSION_SCOPE_EXCEEDED',
       'a web session cannot use this route: it needs a bearer token with the admin scope')
   })
 
   t.test('an Authorization header wins over the cookie: the bearer token alone decides', async (t) => {
     const reader = await seedToken(app, 'alice', { name: 'reader-only', scopes: ['read:tokens'] })
     const victim = await seedToken(app, 'alice', { name: 'csrf-victim-4' })
-    assertProblem(t, await post(`/api/v1/tokens/${victim.id}/invalidate`, { ...same, authorization: bearer(reader.token) }), 403, 'TESSERA_FORBIDDEN', 'the token lacks the write:tokens scope')
+    assertProblem(t, await post(`/api/v1/tokens/${victim.id}/invalidate`, { ...same, authorization: bearer(reader.token) }), 403, 'TESSERA_INSUFFICIENT_SCOPE', 'the token lacks the write:tokens scope')
     t.equal((await tokenState(victim.id)).revoked_at, null)
   })
 
@@ -328,23 +319,23 @@ t.test('creating a token from the session: POST /api/v1/tokens', async (t) => {
     assertProblem(t, await post('/api/v1/tokens', headers, { name: 'x' }), 400, 'FST_ERR_VALIDATION', /must have required property 'scopes'/)
     assertProblem(t, await post('/api/v1/tokens', headers, { scopes: ['read:tokens'] }), 400, 'FST_ERR_VALIDATION', /must have required property 'name'/)
     assertProblem(t, await post('/api/v1/tokens', headers, { name: 'x', scopes: ['fly'] }), 400, 'TESSERA_INVALID_SCOPE', /unknown scope fly; valid scopes are: /)
-    assertProblem(t, await post('/api/v1/tokens', headers, { name: 'x', scopes: ['admin'] }), 403, 'TESSERA_FORBIDDEN', 'only administrators may hold a token with the admin scope')
-    assertProblem(t, await post('/api/v1/tokens', headers, { name: 'x', scopes: ['read:tokens'], expires_in: 400 * 86400 }), 400, 'TESSERA_BAD_REQUEST', /exceeds the maximum of 31536000 seconds/)
+    assertProblem(t, await post('/api/v1/tokens', headers, { name: 'x', scopes: ['admin'] }), 403, 'TESSERA_ADMIN_SCOPE_FORBIDDEN', 'only administrators may hold a token with the admin scope')
+    assertProblem(t, await post('/api/v1/tokens', headers, { name: 'x', scopes: ['read:tokens'], expires_in: 400 * 86400 }), 400, 'TESSERA_LIFETIME_TOO_LONG', /exceeds the maximum of 31536000 seconds/)
     t.equal(await count(), before)
   })
 
   t.test('a duplicate live name is a 409', async (t) => {
     t.equal((await post('/api/v1/tokens', headers, { name: 'twice', scopes: ['read:tokens'] })).statusCode, 201)
-    assertProblem(t, await post('/api/v1/tokens', headers, { name: 'twice', scopes: ['read:tokens'] }), 409, 'TESSERA_CONFLICT')
+    assertProblem(t, await post('/api/v1/tokens', headers, { name: 'twice', scopes: ['read:tokens'] }), 409, 'TESSERA_TOKEN_NAME_TAKEN')
   })
 
   t.test('a token cannot mint a token, not even with write:tokens', async (t) => {
     const writer = await seedToken(app, 'alice', { name: 'writer', scopes: ['write:tokens'] })
-    assertProblem(t, await post('/api/v1/tokens', { authorization: bearer(writer.token) }, { name: 'minted', scopes: ['read:tokens'] }), 403, 'TESSERA_FORBIDDEN', /^a token cannot create tokens/)
+    assertProblem(t, await post('/api/v1/tokens', { authorization: bearer(writer.token) }, { name: 'minted', scopes: ['read:tokens'] }), 403, 'TESSERA_TOKEN_CANNOT_MINT', /^a token cannot create tokens/)
   })
 
   t.test('anonymous is a 401; the CSRF token is required', async (t) => {
-    assertProblem(t, await post('/api/v1/tokens', {}, { name: 'anon', scopes: ['read:tokens'] }), 401, 'TESSERA_UNAUTHORIZED')
+    assertProblem(t, await post('/api/v1/tokens', {}, { name: 'anon', scopes: ['read:tokens'] }), 401, 'TESSERA_TOKEN_REQUIRED')
     assertProblem(t, await post('/api/v1/tokens', { cookie }, { name: 'no-csrf', scopes: ['read:tokens'] }), 403, 'TESSERA_CSRF_TOKEN_MISSING')
   })
 

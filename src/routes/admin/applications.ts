@@ -1,23 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import { Application } from '../../entities/application.js'
 import { Errors } from '../../errors.js'
-import { problems } from '../../../schemas/common.js'
-import { ApplicationParams, ApplicationSecret, CreateApplicationBody, UpdateApplicationBody } from '../../../schemas/admin.js'
+import { NoContent, problems } from '../../../schemas/common.js'
+import { ApplicationParams, ApplicationSecret, ApplicationViewList, CreateApplicationBody, UpdateApplicationBody } from '../../../schemas/admin.js'
 import { PageQuery } from '../../../schemas/listing.js'
-import { createApplication, deleteApplication, rotateClientSecret, toApplicationView, updateApplication } from '../../services/applications.js'
+import { createApplication, deleteApplication, rotateClientSecret, updateApplication } from '../../services/applications.js'
 import { pageLinks } from '../../services/pagination.js'
+import { toApplicationView } from '../../views.js'
 
 const security = [{ bearerAuth: [] }]
 
 /** OAuth applications (clients): /api/v1/admin/applications. */
 const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
   const { services, config } = fastify
-  fastify.addHook('onRequest', fastify.requireAdmin)
-
   async function findOr404 (em: ReturnType<typeof fastify.orm.em.fork>, id: string): Promise<Application> {
     const application = await em.findOne(Application, id.toLowerCase())
-    if (application === null) throw new Errors.NotFound(`no application with id ${id}`)
+    if (application === null) throw new Errors.ApplicationNotFound(id)
     return application
   }
 
@@ -55,7 +53,7 @@ const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
       summary: 'List applications (page/limit, X-Total-Count and Link)',
       security,
       querystring: PageQuery,
-      response: { 200: Type.Array(Type.Ref('ApplicationView')), ...problems(400, 401, 403) }
+      response: { 200: ApplicationViewList, ...problems(400, 401, 403) }
     }
   }, async function (request, reply) {
     const { page = 1, limit = 20 } = request.query
@@ -104,7 +102,7 @@ const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
       description: 'The built-in internal application cannot be deleted (409).',
       security,
       params: ApplicationParams,
-      response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409) }
+      response: { 204: NoContent, ...problems(400, 401, 403, 404, 409) }
     }
   }, async function (request, reply) {
     const em = fastify.orm.em.fork()

@@ -1,32 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import { AccessToken } from '../../entities/access-token.js'
-import { User } from '../../entities/user.js'
 import { Errors } from '../../errors.js'
-import { problems } from '../../../schemas/common.js'
-import { TokenLookupResult, TokenRevokeResult, TokenValues, UserTokenParams } from '../../../schemas/admin.js'
-import { PageQuery, TokenFilterQuery } from '../../../schemas/listing.js'
+import { NoContent, problems } from '../../../schemas/common.js'
+import { TokenLookupResults, TokenRevokeResults, TokenValues, UserTokenParams } from '../../../schemas/admin.js'
+import { AdminTokensQuery, TokenViewList } from '../../../schemas/listing.js'
 import { CreateTokenBody, UsernameParams } from '../../../schemas/tokens.js'
-import { findInternalApplication } from '../../services/applications.js'
 import { pageLinks } from '../../services/pagination.js'
-import { findTokenByReference, listTokensByPage, revokeAndForget, tokenFilterQuery, toTokenView } from '../../services/token-management.js'
+import { findTokenByReference, listTokensByPage, revokeAndForget, tokenFilterQuery } from '../../services/token-management.js'
 import { lastEight } from '../../services/token-format.js'
-import { issueToken, revokeToken } from '../../services/tokens.js'
-import { findUserByUsername } from '../../services/users.js'
-import { serializeCreatedToken } from '../users/serialize.js'
+import { issuePersonalToken, revokeToken } from '../../services/tokens.js'
+import { findUserOrFail } from '../../services/users.js'
+import { serializeCreatedToken, toTokenView } from '../../views.js'
 
 const security = [{ bearerAuth: [] }]
 
 /** Tokens of any user, and leaked tokens by value: /api/v1/admin/users/{username}/tokens, /api/v1/admin/tokens/*. */
 const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
   const { services } = fastify
-  fastify.addHook('onRequest', fastify.requireAdmin)
-
-  async function userOr404 (em: ReturnType<typeof fastify.orm.em.fork>, username: string): Promise<User> {
-    const user = await findUserByUsername(em, username)
-    if (user === null) throw new Errors.NotFound(`no user named "${username}"`)
-    return user
-  }
 
   fastify.get('/api/v1/admin/users/:username/tokens', {
     schema: {
@@ -35,12 +25,12 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       description: 'Filters: `state` (active, expired, revoked; all by default), `q` (name contains), and created/last-used/expires before/after.',
       security,
       params: UsernameParams,
-      querystring: Type.Object({ ...PageQuery.properties, ...TokenFilterQuery.properties }),
-      response: { 200: Type.Array(Type.Ref('TokenView')), ...problems(400, 401, 403, 404) }
+      querystring: AdminTokensQuery,
+      response: { 200: TokenViewList, ...problems(400, 401, 403, 404) }
     }
   }, async function (request, reply) {
     const em = fastify.orm.em.fork()
-    const user = await userOr404(em, request.params.username)
+    const user = await findUserOrFail(em, request.params.username)
     const { page = 1, limit = 20, ...filters } = request.query
     const { items, total } = await listTokensByPage(em, { $and: [{ user }, tokenFilterQuery(filters)] }, page, limit)
     reply.header('x-total-count', String(total)).links(request, pageLinks(page, limit, total))
@@ -60,13 +50,9 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
     }
   }, async function (request, reply) {
     const principal = request.principal!
-    const em = fastify.orm.em.fork()
-    const application = await findInternalApplication(em)
-    if (application === null) throw new Errors.InternalApplicationMissing()
-    const issued = await em.transactional(async (tx) => {
-      const owner = await userOr404(tx, request.params.username)
-      if (!owner.isActive()) throw new Errors.Conflict(`${owner.username} is suspended; unsuspend the user first`)
-      return await issueToken(tx, services.issuer, { owner, application, input: request.body, actor: principal.actor })
+    const issued = await fastify.orm.em.fork().transactional(async (tx) => {
+      const owner = await findUserOrFail(tx, request.params.username)
+      return await issuePersonalToken(tx, services.issuer, { ownerId: owner.id, input: request.body, actor: principal.actor })
     })
     return reply.code(201).header('cache-control', 'no-store').header('pragma', 'no-cache').send(serializeCreatedToken(issued))
   })
@@ -78,18 +64,18 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       description: '404 when nothing matches; 422 when the value is one token\'s id and another\'s name, or names several tokens.',
       security,
       params: UserTokenParams,
-      response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 422) }
+      response: { 204: NoContent, ...problems(400, 401, 403, 404, 422) }
     }
   }, async function (request, reply) {
     const em = fastify.orm.em.fork()
-    const user = await userOr404(em, request.params.username)
+    const user = await findUserOrFail(em, request.params.username)
     const token = await findTokenByReference(em, user, request.params.token)
     await revokeAndForget(em, services.invalidation, token, request.principal!.actor, 'revoked by an administrator')
     return reply.code(204).send(null)
   })
 
   function valuesOf (body: { token?: string, tokens?: string[] }): string[] {
-    if ((body.token === undefined) === (body.tokens === undefined)) throw new Errors.BadRequest('give either "token" (one value) or "tokens" (a list), not both and not neither')
+    if ((body.token === undefined) === (body.tokens === undefined)) throw new Errors.TokenValuesShape()
     return body.tokens ?? [body.token as string]
   }
 
@@ -106,7 +92,7 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       description: 'Answers, in input order, whose each token is, its scopes and whether it is live — never the secret. Unknown and malformed values are reported, not errors.',
       security,
       body: TokenValues,
-      response: { 200: Type.Array(TokenLookupResult), ...problems(400, 401, 403) }
+      response: { 200: TokenLookupResults, ...problems(400, 401, 403) }
     }
   }, async function (request, reply) {
     const em = fastify.orm.em.fork()
@@ -134,7 +120,7 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       description: 'Each value is reported: revoked, already_revoked, unknown or malformed. Unknown values are not an error. Revocation takes effect before the answer.',
       security,
       body: TokenValues,
-      response: { 200: Type.Array(TokenRevokeResult), ...problems(400, 401, 403) }
+      response: { 200: TokenRevokeResults, ...problems(400, 401, 403) }
     }
   }, async function (request) {
     const values = valuesOf(request.body)

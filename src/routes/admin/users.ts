@@ -1,26 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import { User } from '../../entities/user.js'
-import { Errors } from '../../errors.js'
-import { problems } from '../../../schemas/common.js'
-import { CreateUserBody, UpdateUserBody, UserListQuery } from '../../../schemas/admin.js'
+import { NoContent, problems } from '../../../schemas/common.js'
+import { CreateUserBody, UpdateUserBody, UserListQuery, UserViewList } from '../../../schemas/admin.js'
 import { UsernameParams } from '../../../schemas/tokens.js'
 import { pageLinks } from '../../services/pagination.js'
-import { deleteUser, toUserView, updateUser, userFilterQuery } from '../../services/user-admin.js'
-import { createUser, findUserByUsername } from '../../services/users.js'
+import { deleteUser, updateUser, userFilterQuery } from '../../services/user-admin.js'
+import { createUser, findUserOrFail } from '../../services/users.js'
+import { toUserView } from '../../views.js'
 
 const security = [{ bearerAuth: [] }]
 
 /** Users, for administrators and provisioning systems: /api/v1/admin/users. */
 const adminUsers: FastifyPluginAsyncTypebox = async function (fastify) {
   const { services } = fastify
-  fastify.addHook('onRequest', fastify.requireAdmin)
-
-  async function findOr404 (em: ReturnType<typeof fastify.orm.em.fork>, username: string): Promise<User> {
-    const user = await findUserByUsername(em, username)
-    if (user === null) throw new Errors.NotFound(`no user named "${username}"`)
-    return user
-  }
 
   fastify.post('/api/v1/admin/users', {
     schema: {
@@ -48,7 +40,7 @@ const adminUsers: FastifyPluginAsyncTypebox = async function (fastify) {
       summary: 'List users (page/limit, X-Total-Count and Link)',
       security,
       querystring: UserListQuery,
-      response: { 200: Type.Array(Type.Ref('UserView')), ...problems(400, 401, 403) }
+      response: { 200: UserViewList, ...problems(400, 401, 403) }
     }
   }, async function (request, reply) {
     const { page = 1, limit = 20, ...filters } = request.query
@@ -70,7 +62,7 @@ const adminUsers: FastifyPluginAsyncTypebox = async function (fastify) {
       response: { 200: { $ref: 'UserView' }, ...problems(400, 401, 403, 404) }
     }
   }, async function (request) {
-    return toUserView(await findOr404(fastify.orm.em.fork(), request.params.username))
+    return toUserView(await findUserOrFail(fastify.orm.em.fork(), request.params.username))
   })
 
   fastify.patch('/api/v1/admin/users/:username', {
@@ -87,7 +79,7 @@ const adminUsers: FastifyPluginAsyncTypebox = async function (fastify) {
     const principal = request.principal!
     const em = fastify.orm.em.fork()
     const { user, ownerAccessChanged } = await em.transactional(async (tx) => {
-      const target = await findOr404(tx, request.params.username)
+      const target = await findUserOrFail(tx, request.params.username)
       const result = await updateUser(tx, services.hasher, target, request.body, principal.actor)
       return { user: target, ...result }
     })
@@ -101,13 +93,13 @@ const adminUsers: FastifyPluginAsyncTypebox = async function (fastify) {
       summary: 'Delete a user and all their tokens',
       security,
       params: UsernameParams,
-      response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409) }
+      response: { 204: NoContent, ...problems(400, 401, 403, 404, 409) }
     }
   }, async function (request, reply) {
     const principal = request.principal!
     const em = fastify.orm.em.fork()
     const id = await em.transactional(async (tx) => {
-      const target = await findOr404(tx, request.params.username)
+      const target = await findUserOrFail(tx, request.params.username)
       await deleteUser(tx, target, principal.actor)
       return target.id
     })

@@ -1,38 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Type } from 'typebox'
-import { Errors, withChallenge } from '../../errors.js'
+import { Errors } from '../../errors.js'
+import { oauthErrorFrame } from '../../http/error-reply.js'
 import { oauthErrors } from '../../../schemas/common.js'
-import { bearerChallenge, parseAuthorization } from '../../../plugins/app/authentication.js'
-import type { TokenRecord } from '../../services/token-cache.js'
+import { MAX_REQUIRED_SCOPES, RequirementHeaders, Verified, VerifyQuery } from '../../../schemas/gateway.js'
+import type { TokenRecord } from '../../services/token-resolver.js'
 
-/** Most distinct scopes one check may require: a gateway needs a few, never dozens. */
-const MAX_REQUIRED_SCOPES = 20
 /** RFC 6749 §3.3 scope-token: 1*NQCHAR. Also what keeps a required scope safe inside a quoted challenge. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/
-const AUDIENCE = Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f\\u007f]+$' })
-
-const VerifyQuery = Type.Object({
-  scope: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), {
-    maxItems: MAX_REQUIRED_SCOPES,
-    description: 'A scope the token must carry (implied ones count: `write:X` satisfies `read:X`). Repeat it, or list several separated by spaces: every one is required.'
-  })),
-  audience: Type.Optional(Type.String({ ...AUDIENCE, description: 'An audience the token must be valid for: a token restricted to audiences must list it; an unrestricted token passes.' }))
-}, { additionalProperties: false })
-
-/**
- * Envoy's HTTP ext_authz appends the original path and query to its `path_prefix`, so on
- * `/auth/verify/{original path}` the query belongs to the client; the gateway states its
- * requirements in headers it adds to the check instead.
- */
-const RequirementHeaders = Type.Object({
-  'tessera-require-scope': Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
-  'tessera-require-audience': Type.Optional(AUDIENCE)
-})
-
-const Verified = Type.Object({
-  active: Type.Literal(true)
-}, { description: 'The token is active and meets the requirements; the answer is in the headers.' })
 
 /** Methods a gateway may forward as they are (Envoy keeps the client's method); HEAD comes with GET. */
 const FORWARDED_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
@@ -47,18 +22,14 @@ function requiredScopes (values: readonly string[], separator: RegExp): string[]
   const scopes = new Set<string>()
   for (const value of values) {
     const listed = value.split(separator).filter((scope) => scope !== '')
-    if (listed.length === 0) throw invalidRequest('scope must name at least one scope')
+    if (listed.length === 0) throw new Errors.InvalidRequirement('scope must name at least one scope')
     for (const scope of listed) {
-      if (!SCOPE_TOKEN.test(scope)) throw invalidRequest('scope must be scope tokens (RFC 6749 §3.3) of at most 128 characters, separated by spaces')
+      if (!SCOPE_TOKEN.test(scope)) throw new Errors.InvalidRequirement('scope must be scope tokens (RFC 6749 §3.3) of at most 128 characters, separated by spaces')
       scopes.add(scope)
     }
   }
-  if (scopes.size > MAX_REQUIRED_SCOPES) throw invalidRequest(`at most ${MAX_REQUIRED_SCOPES} scopes may be required`)
+  if (scopes.size > MAX_REQUIRED_SCOPES) throw new Errors.InvalidRequirement(`at most ${MAX_REQUIRED_SCOPES} scopes may be required`)
   return [...scopes]
-}
-
-function invalidRequest (message: string): Error {
-  return Object.assign(new Errors.BadRequest(message), { oauthError: 'invalid_request' })
 }
 
 /** The format GitHub uses for `GitHub-Authentication-Token-Expiration`: `2026-01-31 08:00:00 UTC`. */
@@ -73,7 +44,7 @@ export function expirationHeader (expiresAt: number): string {
  * Gateways read only the status and the headers, so the body stays tiny.
  */
 const verify: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { resolver, counters } = fastify.services
+  fastify.addHook('onRoute', oauthErrorFrame)
 
   // A gateway may forward a POST's Content-Type without its body (nginx) or the method as it
   // came (Envoy): bodies are never read here, so none is parsed and none can fail to parse.
@@ -82,30 +53,12 @@ const verify: FastifyPluginAsyncTypebox = async function (fastify) {
 
   async function answer (request: FastifyRequest, reply: FastifyReply, requirements: Requirements): Promise<{ active: true }> {
     reply.header('cache-control', 'no-store')
-    const authorization = parseAuthorization(request.headers.authorization)
-    if (authorization?.scheme !== 'bearer') {
-      // RFC 6750 §3.1: no error code in the challenge when no bearer credentials came at all.
-      throw withChallenge(Object.assign(new Errors.Unauthorized('a bearer token is required in the Authorization header'), { oauthError: 'invalid_token' }),
-        authorization?.scheme === 'malformed' ? bearerChallenge('invalid_token', 'The Authorization header is malformed') : bearerChallenge())
-    }
-    const record = await counters.outcome('verify', resolver.resolve(authorization.token))
-    if (record === null) {
-      throw withChallenge(Object.assign(new Errors.Unauthorized('the access token is invalid, expired or revoked'), { oauthError: 'invalid_token' }),
-        bearerChallenge('invalid_token', 'The access token is invalid'))
-    }
-    // Under TRUST_PROXY Fastify's request.ip is already the first X-Forwarded-For entry (every
-    // hop trusted): the address of the token's holder, not of the gateway asking.
-    fastify.usage.record(record.id, request.ip)
-
+    const record = await fastify.requireBearer(request, 'verify')
     const granted = record.effectiveScope.split(' ')
     const missing = requirements.scopes.filter((scope) => !granted.includes(scope))
-    if (missing.length > 0) {
-      throw withChallenge(Object.assign(new Errors.Forbidden(`the access token lacks the required scope: ${missing.join(' ')}`), { oauthError: 'insufficient_scope' }),
-        `${bearerChallenge('insufficient_scope', 'The access token lacks a required scope')}, scope="${requirements.scopes.join(' ')}"`)
-    }
+    if (missing.length > 0) throw new Errors.MissingRequiredScopes(missing.join(' '), requirements.scopes.join(' '))
     if (requirements.audience !== undefined && record.audience !== null && !record.audience.includes(requirements.audience)) {
-      throw withChallenge(Object.assign(new Errors.Forbidden('the access token is not valid for the required audience'), { oauthError: 'insufficient_scope' }),
-        bearerChallenge('insufficient_scope', 'The access token is not valid for the required audience'))
+      throw new Errors.AudienceNotAllowed()
     }
 
     reply.headers(identityHeaders(record))
@@ -130,7 +83,7 @@ const verify: FastifyPluginAsyncTypebox = async function (fastify) {
     }
   }
   // One line per failed check at info level would flood the log of a gateway's hot path.
-  const options = { logLevel: 'warn' as const, config: { oauthErrors: true } }
+  const options = { logLevel: 'warn' as const }
 
   fastify.get('/auth/verify', { ...options, schema: { ...documentation, querystring: VerifyQuery } }, async function (request, reply) {
     return await answer(request, reply, { scopes: requiredScopes(request.query.scope ?? [], / +/), audience: request.query.audience })

@@ -1,16 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
-
-const Health = Type.Object({
-  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
-  checks: Type.Optional(Type.Object({
-    database: Type.Union([Type.Literal('ok'), Type.Literal('unreachable')]),
-    migrations: Type.Union([Type.Literal('ok'), Type.Literal('pending'), Type.Literal('unknown')]),
-    invalidation: Type.Union([Type.Literal('listening'), Type.Literal('reconnecting'), Type.Literal('local')], {
-      description: '`listening`: changes made on other replicas reach this cache at once; `reconnecting`: the listener is down and cache lifetimes are cut to CACHE_DEGRADED_TTL (still ready); `local`: the embedded database, one process, nothing to listen for'
-    })
-  }))
-})
+import { Health } from '../../../schemas/health.js'
 
 /**
  * GET /healthz (the process is up) and GET /readyz (database reachable within DATABASE_TIMEOUT_MS,
@@ -19,7 +8,7 @@ const Health = Type.Object({
  * instance still answers cached tokens for whoever reaches it.
  */
 const health: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { listener, query } = fastify.services
+  const { listener, store } = fastify.services
   let migrationsApplied = false
 
   fastify.get('/healthz', {
@@ -35,7 +24,7 @@ const health: FastifyPluginAsyncTypebox = async function (fastify) {
     let migrations: 'ok' | 'pending' | 'unknown' = 'unknown'
     const invalidation = listener === null ? 'local' as const : listener.state === 'listening' ? 'listening' as const : 'reconnecting' as const
     try {
-      await query(undefined, 'select 1', [])
+      await store.ping()
       if (!migrationsApplied) migrationsApplied = (await fastify.orm.migrator.getPending()).length === 0
       migrations = migrationsApplied ? 'ok' : 'pending'
     } catch {

@@ -1,14 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Errors } from '../../errors.js'
-import { IntrospectBody } from '../../../schemas/oauth.js'
+import { authorizationOf, callerRateLimitKey } from '../../http/credentials.js'
+import { IntrospectBody, IntrospectionAnswer, SIGNED_INTROSPECTION_TYPE } from '../../../schemas/oauth.js'
 import { oauthErrors } from '../../../schemas/common.js'
-import { introspectionResponse, INACTIVE, type IntrospectionBody } from '../../services/introspection.js'
+import { introspectionResponse, INACTIVE, visibleTo, type IntrospectionBody, type IntrospectionPolicy } from '../../services/introspection.js'
 import { JWT_TYPES } from '../../services/signing-keys.js'
-import { requireFormBody } from './form.js'
-import { callerRateLimitKey } from '../../../plugins/app/authentication.js'
-
-/** RFC 9701 §4: the media type a caller asks for to get a signed answer. */
-export const SIGNED_INTROSPECTION_TYPE = 'application/token-introspection+jwt'
+import type { TokenRecord } from '../../services/token-resolver.js'
 
 /**
  * POST /oauth/introspect — RFC 7662. The hot path: checksum, digest and a cache hit in the
@@ -29,6 +26,12 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
     })
   }
 
+  /** The token's record when it is active and the caller may see it; null otherwise (anything inactive). */
+  async function visibleRecord (token: string, policy: IntrospectionPolicy | undefined): Promise<TokenRecord | null> {
+    const record = await resolver.resolve(token)
+    return record !== null && visibleTo(record, policy) ? record : null
+  }
+
   fastify.post('/oauth/introspect', {
     schema: {
       tags: ['oauth'],
@@ -39,20 +42,13 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
       consumes: ['application/x-www-form-urlencoded'],
       body: IntrospectBody,
       response: {
-        200: {
-          description: 'The introspection answer, as JSON or (when asked for) as a signed JWT',
-          content: {
-            'application/json': { schema: { $ref: 'Introspection' } },
-            [SIGNED_INTROSPECTION_TYPE]: { schema: { type: 'string', description: 'A compact JWS (RFC 9701)' } }
-          }
-        },
+        200: IntrospectionAnswer,
         ...oauthErrors(400, 401, 403, 413, 415, 429, 503)
       }
     },
     // Thousands of answers a second: no info line per request (GET /metrics counts them); failures still log.
     logLevel: 'warn',
     config: {
-      oauthErrors: true,
       rateLimit: {
         // After body parsing: the key of a client_secret_post caller is the client_id in the form.
         hook: 'preValidation',
@@ -60,36 +56,23 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
         timeWindow: fastify.config.RATE_LIMIT_WINDOW * 1000,
         keyGenerator: callerRateLimitKey
       }
-    },
-    preValidation: requireFormBody
+    }
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-    const caller = await fastify.authenticateCaller(request, request.body)
+    const { body } = request
+    const caller = await fastify.authenticateCaller(request, body)
     const scopes = caller.kind === 'client' ? caller.client.scopes : caller.token.effectiveScope.split(' ')
-    if (!scopes.includes('introspect')) {
-      throw Object.assign(new Errors.Forbidden('the caller is not allowed to introspect tokens (it lacks the introspect scope)'), { oauthError: 'insufficient_scope' })
-    }
-    let record
-    try {
-      record = await resolver.resolve(request.body.token)
-    } catch (error) {
-      counters.validated('introspect', 'error')
-      throw error
-    }
-    if (caller.kind === 'token' && record !== null && record.id === caller.token.id) {
+    if (!scopes.includes('introspect')) throw new Errors.IntrospectScopeRequired()
+    if (caller.kind === 'token') {
       // RFC 7662 §2.1: a protected resource does not introspect the token it authenticated with.
-      throw Object.assign(new Errors.BadRequest('a token cannot be used to introspect itself'), { oauthError: 'invalid_request' })
+      const bearer = authorizationOf(request)
+      if (bearer?.scheme === 'bearer' && bearer.token === body.token) throw new Errors.SelfIntrospection()
     }
-    let answer: IntrospectionBody = INACTIVE
-    if (record !== null) {
-      const policy = caller.kind === 'client'
-        ? { audiences: caller.client.introspectionAudiences, scopes: caller.client.introspectionScopes }
-        : undefined
-      answer = introspectionResponse(record, issuer, policy)
-      // The holder's address is unknown here (the caller is a resource server): time only.
-      if (answer.active) fastify.usage.record(record.id, null)
-    }
-    counters.validated('introspect', answer.active ? 'active' : 'inactive')
+    const policy = caller.kind === 'client' ? { audiences: caller.client.introspectionAudiences, scopes: caller.client.introspectionScopes } : undefined
+    const record = await counters.outcome('introspect', visibleRecord(body.token, policy))
+    // The holder's address is unknown here (the caller is a resource server): time only.
+    if (record !== null) fastify.usage.record(record.id, null)
+    const answer = record === null ? INACTIVE : introspectionResponse(record, issuer)
     if (!wantsSignedAnswer(request.headers.accept)) return answer
     const audience = caller.kind === 'client' ? caller.client.clientId : caller.token.clientId
     return await reply.type(SIGNED_INTROSPECTION_TYPE).send(signedAnswer(answer, audience))
@@ -97,7 +80,7 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
 }
 
 /** Whether the Accept header asks for application/token-introspection+jwt (with a non-zero q). */
-export function wantsSignedAnswer (accept: string | undefined): boolean {
+function wantsSignedAnswer (accept: string | undefined): boolean {
   if (accept === undefined || !accept.toLowerCase().includes(SIGNED_INTROSPECTION_TYPE)) return false
   return accept.split(',').some((range) => {
     const [type = '', ...parameters] = range.split(';').map((part) => part.trim().toLowerCase())

@@ -1,24 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { FilterQuery } from '@mikro-orm/core'
-import { Type } from 'typebox'
 import { Errors } from '../../errors.js'
 import { AccessToken } from '../../entities/access-token.js'
-import { MAX_TOKEN_LENGTH } from '../../../schemas/oauth.js'
+import { actorFromRequest } from '../../http/actor.js'
+import { authorizationOf } from '../../http/credentials.js'
 import { oauthErrors } from '../../../schemas/common.js'
-import { actorFromRequest, parseAuthorization } from '../../../plugins/app/authentication.js'
+import { RevocationAnswer, RevokeBody } from '../../../schemas/oauth.js'
 import { INTERNAL_CLIENT_ID } from '../../services/applications.js'
 import type { Actor } from '../../services/audit.js'
 import { revokeAndForget } from '../../services/token-management.js'
-import { requireFormBody } from './form.js'
-import { authenticateClient, CLIENT_RATE_LIMIT } from './token.js'
-
-const RevokeBody = Type.Object({
-  token: Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH, description: 'The token to revoke' }),
-  token_type_hint: Type.Optional(Type.String({ maxLength: 64, description: 'access_token (other hints are ignored: every token is looked up the same way)' })),
-  client_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'client_secret_post' })),
-  client_secret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'client_secret_post' }))
-})
+import { CLIENT_RATE_LIMIT } from './client-rate-limit.js'
 
 /** Who may revoke what: an application its own tokens, or the holder of a personal token that very token. */
 type Revoker =
@@ -34,17 +26,15 @@ const revoke: FastifyPluginAsyncTypebox = async function (fastify) {
 
   /** Client authentication, or none at all, or a bearer token that is the token being revoked. */
   async function revokerOf (request: FastifyRequest, body: { token: string, client_id?: string, client_secret?: string }): Promise<Revoker> {
-    const authorization = parseAuthorization(request.headers.authorization)
+    const authorization = authorizationOf(request)
     const postCredentials = body.client_id !== undefined || body.client_secret !== undefined
     if (authorization?.scheme === 'bearer') {
-      if (postCredentials) throw Object.assign(new Errors.BadRequest('use one client authentication method, not several'), { oauthError: 'invalid_request' })
-      if (authorization.token !== body.token) {
-        throw Object.assign(new Errors.BadRequest('a bearer token can revoke only itself: send the same token in the form, or authenticate as the application that owns it'), { oauthError: 'invalid_request' })
-      }
+      if (postCredentials) throw new Errors.MultipleClientAuthentication()
+      if (authorization.token !== body.token) throw new Errors.RevokeOnlyItself()
       return { kind: 'holder' }
     }
     if (authorization === null && !postCredentials) return { kind: 'holder' }
-    const client = await authenticateClient(fastify, request, body)
+    const client = await fastify.authenticateClient(request, body)
     return { kind: 'client', applicationId: client.applicationId, clientId: client.clientId }
   }
 
@@ -59,18 +49,11 @@ const revoke: FastifyPluginAsyncTypebox = async function (fastify) {
       consumes: ['application/x-www-form-urlencoded'],
       body: RevokeBody,
       response: {
-        200: {
-          description: 'Revoked, or nothing to revoke: the same empty answer either way (RFC 7009 §2.2)',
-          content: { 'text/plain': { schema: Type.String({ maxLength: 0, description: 'Empty' }) } }
-        },
+        200: RevocationAnswer,
         ...oauthErrors(400, 401, 413, 415, 429, 503)
       }
     },
-    config: {
-      oauthErrors: true,
-      rateLimit: CLIENT_RATE_LIMIT
-    },
-    preValidation: requireFormBody
+    config: { rateLimit: CLIENT_RATE_LIMIT }
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { body } = request

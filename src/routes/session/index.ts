@@ -1,15 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Type } from 'typebox'
 import { WebSession } from '../../entities/session.js'
 import { User } from '../../entities/user.js'
-import { Errors, withChallenge } from '../../errors.js'
-import { problems } from '../../../schemas/common.js'
+import { Errors } from '../../errors.js'
+import { NoContent, problems } from '../../../schemas/common.js'
 import { SessionView, SignInBody } from '../../../schemas/session.js'
-import { bearerChallenge } from '../../../plugins/app/authentication.js'
-import { SessionErrors, type ActiveSession } from '../../../plugins/app/session.js'
 import { csrfTokenFor, endSession, isSessionSecret, SESSION_SCOPES, startSession } from '../../services/sessions.js'
-import { findUserByUsername } from '../../services/users.js'
 
 /**
  * Sign-in, the current session and sign-out of the self-service web page: /api/v1/session.
@@ -28,7 +24,7 @@ const session: FastifyPluginAsyncTypebox = async function (fastify) {
     }
   ])
 
-  function view ({ session, user, secret }: ActiveSession) {
+  function view ({ session, user, secret }: { session: WebSession, user: User, secret: string }) {
     return {
       username: user.username,
       user_id: user.id,
@@ -59,16 +55,10 @@ const session: FastifyPluginAsyncTypebox = async function (fastify) {
     onRequest: async function sameOriginOnly (request) { webSessions.assertSameOrigin(request) },
     preHandler: limitSignIns
   }, async function (request, reply) {
-    if (!config.BASIC_AUTH_ENABLED) throw new SessionErrors.PasswordSignInDisabled()
+    if (!config.BASIC_AUTH_ENABLED) throw new Errors.PasswordSignInDisabled()
     const { username, password } = request.body
+    const user = await fastify.authenticatePassword(request, username, password, 'sign-in')
     const em = fastify.orm.em.fork()
-    const user = await findUserByUsername(em, username, { withPassword: true })
-    if (!await services.hasher.verify(user?.passwordHash, password) || user === null) {
-      fastify.auditFailedAuthentication(request, username, 'invalid username or password (web sign-in)')
-      throw withChallenge(new Errors.Unauthorized('invalid username or password'), bearerChallenge())
-    }
-    if (!user.isActive()) throw new Errors.Forbidden(`the account ${user.username} is suspended`)
-
     const previous = webSessions.secretOf(request)
     const userAgent = request.headers['user-agent']
     const started = await em.transactional(async (tx) => {
@@ -102,7 +92,7 @@ const session: FastifyPluginAsyncTypebox = async function (fastify) {
       summary: 'Sign out: end the web session at once',
       description: 'The session row is deleted, so its cookie no longer works anywhere, and the cookie is cleared. Needs the CSRF token.',
       security: [{ sessionCookie: [], csrfToken: [] }],
-      response: { 204: Type.Null(), ...problems(401, 403) }
+      response: { 204: NoContent, ...problems(401, 403) }
     }
   }, async function (request, reply) {
     const active = await webSessions.require(request)

@@ -1,18 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { User } from '../../entities/user.js'
 import { Errors } from '../../errors.js'
 import { problems } from '../../../schemas/common.js'
 import { TokenPolicy } from '../../../schemas/session.js'
 import { CreateTokenBody } from '../../../schemas/tokens.js'
 import { findInternalApplication } from '../../services/applications.js'
-import { issueToken, type LifetimeLimits } from '../../services/tokens.js'
-import { serializeCreatedToken } from '../users/serialize.js'
+import { issuePersonalToken, type LifetimeLimits } from '../../services/tokens.js'
+import { serializeCreatedToken } from '../../views.js'
 
 const DAY = 86400
 const COMMON_LIFETIMES = [DAY, 7 * DAY, 30 * DAY, 90 * DAY, 365 * DAY]
 
 /** "1 day", "30 days", "1 year", "12 hours", "90 seconds". */
-export function describeDuration (seconds: number): string {
+function describeDuration (seconds: number): string {
   const units: Array<[number, string]> = [[365 * DAY, 'year'], [DAY, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']]
   for (const [size, unit] of units) {
     if (seconds % size === 0) {
@@ -86,19 +85,14 @@ const sessionTokens: FastifyPluginAsyncTypebox = async function (fastify) {
         ...problems(400, 401, 403, 409, 413, 415, 503)
       }
     },
-    onRequest: fastify.requireUserToken('write:tokens')
+    onRequest: fastify.requireUser('write:tokens')
   }, async function (request, reply) {
     const principal = request.principal!
     if (principal.session === undefined) {
-      throw new Errors.Forbidden('a token cannot create tokens: sign in to the web page, or use POST /api/v1/users/{username}/tokens with your password')
+      throw new Errors.TokenCannotMintTokens('sign in to the web page, or use POST /api/v1/users/{username}/tokens with your password')
     }
-    const em = fastify.orm.em.fork()
-    const application = await findInternalApplication(em)
-    if (application === null) throw new Errors.InternalApplicationMissing()
-    const issued = await em.transactional(async (tx) => {
-      const owner = await tx.findOneOrFail(User, principal.user.id)
-      return await issueToken(tx, services.issuer, { owner, application, input: request.body, actor: principal.actor })
-    })
+    const issued = await fastify.orm.em.fork().transactional(async (tx) =>
+      await issuePersonalToken(tx, services.issuer, { ownerId: principal.user.id, input: request.body, actor: principal.actor }))
     return reply.code(201).header('cache-control', 'no-store').header('pragma', 'no-cache').send(serializeCreatedToken(issued))
   })
 }

@@ -1,15 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import { AccessToken } from '../../entities/access-token.js'
 import { Errors } from '../../errors.js'
 import { problems } from '../../../schemas/common.js'
-import { KeysetQuery, TokenFilterQuery } from '../../../schemas/listing.js'
+import { OwnTokensQuery, TokenViewList } from '../../../schemas/listing.js'
+import { RotateBody, TokenIdParams } from '../../../schemas/tokens.js'
 import { keysetLinks, planKeyset } from '../../services/pagination.js'
-import { listTokensByKeyset, revokeAndForget, tokenFilterQuery, toTokenView } from '../../services/token-management.js'
+import { listTokensByKeyset, revokeAndForget, tokenFilterQuery } from '../../services/token-management.js'
 import { rotateToken } from '../../services/tokens.js'
-import { serializeCreatedToken } from '../users/serialize.js'
+import { serializeCreatedToken, toTokenView } from '../../views.js'
 
-const TokenIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'The token id' }) })
 const security = [{ bearerAuth: [] }]
 
 /**
@@ -21,7 +20,7 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
 
   async function ownTokenOr404 (em: ReturnType<typeof fastify.orm.em.fork>, userId: string, id: string): Promise<AccessToken> {
     const token = await em.findOne(AccessToken, { id: id.toLowerCase(), user: userId }, { populate: ['application', 'user'] })
-    if (token === null) throw new Errors.NotFound(`you have no token with id ${id}`)
+    if (token === null) throw new Errors.OwnTokenNotFound(id)
     return token
   }
 
@@ -31,10 +30,10 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
       summary: 'Review your own tokens, newest first (keyset pagination with a Link header)',
       description: 'Needs a bearer token with `read:tokens`. `max_id` pages back in time, `min_id` forward, `since_id` gives the newest after an id; `limit` 1–80 (default 20). Revoked (invalidated) tokens are hidden unless `state=revoked` or `state=all`; expired ones are listed with `state: "expired"`.',
       security,
-      querystring: Type.Object({ ...KeysetQuery.properties, state: TokenFilterQuery.properties.state }),
-      response: { 200: Type.Array(Type.Ref('TokenView')), ...problems(400, 401, 403) }
+      querystring: OwnTokensQuery,
+      response: { 200: TokenViewList, ...problems(400, 401, 403) }
     },
-    onRequest: fastify.requireUserToken('read:tokens')
+    onRequest: fastify.requireUser('read:tokens')
   }, async function (request, reply) {
     const { max_id: maxId, since_id: sinceId, min_id: minId, limit, state } = request.query
     const plan = planKeyset({ max_id: maxId, since_id: sinceId, min_id: minId, limit })
@@ -53,7 +52,7 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
       params: TokenIdParams,
       response: { 200: { $ref: 'TokenView' }, ...problems(400, 401, 403, 404) }
     },
-    onRequest: fastify.requireUserToken('read:tokens')
+    onRequest: fastify.requireUser('read:tokens')
   }, async function (request) {
     return toTokenView(await ownTokenOr404(fastify.orm.em.fork(), request.principal!.user.id, request.params.id))
   })
@@ -67,7 +66,7 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
       params: TokenIdParams,
       response: { 200: { $ref: 'TokenView' }, ...problems(400, 401, 403, 404) }
     },
-    onRequest: fastify.requireUserToken('write:tokens')
+    onRequest: fastify.requireUser('write:tokens')
   }, async function (request) {
     const principal = request.principal!
     const em = fastify.orm.em.fork()
@@ -83,12 +82,10 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
       description: `Needs \`write:tokens\`. The new plaintext is in the answer once. The old token dies at once, or after \`grace_period\` seconds (at most ${config.TOKEN_ROTATION_MAX_GRACE}) during which both work. A token may rotate itself.`,
       security,
       params: TokenIdParams,
-      body: Type.Object({
-        grace_period: Type.Optional(Type.Integer({ minimum: 0, maximum: config.TOKEN_ROTATION_MAX_GRACE, description: 'Seconds the old token keeps working' }))
-      }, { additionalProperties: false }),
+      body: RotateBody(config.TOKEN_ROTATION_MAX_GRACE),
       response: { 201: { $ref: 'CreatedToken' }, ...problems(400, 401, 403, 404, 409) }
     },
-    onRequest: fastify.requireUserToken('write:tokens'),
+    onRequest: fastify.requireUser('write:tokens'),
     // The body is optional: a POST without one rotates at once, as `{}` does.
     preValidation: async function emptyBodyIsNoGrace (request) { request.body ??= {} }
   }, async function (request, reply) {

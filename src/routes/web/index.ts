@@ -15,7 +15,7 @@ const FILES = {
  * Self only, no inline script or style, no framing, no plugins; Trusted Types forbid every
  * HTML-parsing DOM sink, so the page can only build its DOM node by node.
  */
-export const CONTENT_SECURITY_POLICY = [
+const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
@@ -71,7 +71,7 @@ const webPage: FastifyPluginAsync = async function (fastify) {
     fastify.get(path, { schema: { hide: true } }, async function (request, reply) {
       secure(reply)
       const asset = assets.get(path)
-      if (asset === undefined) throw new Errors.NotFound('the web page is not installed on this server (its web/ folder is missing)')
+      if (asset === undefined) throw new Errors.WebPageMissing()
       // The page itself never holds a secret, but it is where one is shown: never stored. Assets revalidate.
       reply.header('cache-control', path === '/settings/tokens' ? 'no-store' : 'no-cache').header('etag', asset.etag)
       if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send()

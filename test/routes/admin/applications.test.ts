@@ -1,12 +1,11 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { Application } from '../../../src/entities/application.js'
 import { SYSTEM_ACTOR } from '../../../src/services/audit.js'
 import { issueToken } from '../../../src/services/tokens.js'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, introspection, seedApplication, seedToken, seedUser } from '../../helper.js'
 
 const PUBLIC_URL = 'https://auth.example.test'
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const VALID_SCOPES = 'admin introspect read:repository read:tokens write:repository write:tokens'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
@@ -29,16 +28,9 @@ async function admin (method: Method, url: string, payload?: unknown): Promise<L
   })
 }
 
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
-  t.equal(res.statusCode, status, 'status')
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, ...(detail !== undefined ? { detail } : {}) })
-}
-
 /** Introspects `token` as the application with these credentials (client_secret_basic). */
 async function introspectAs (clientId: string, secret: string, token: string): Promise<LightMyRequestResponse> {
-  const body = form({ token })
-  return await app.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization: basic(clientId, secret) } })
+  return await introspection(app, token, basic(clientId, secret))
 }
 
 async function sql<T = unknown> (query: string, params: unknown[] = []): Promise<T[]> {
@@ -128,23 +120,23 @@ t.test('create', async (t) => {
     t.equal(await count('audit_events where action = \'application.created\''), events)
   })
 
-  const badRedirects: Array<[string, string, RegExp]> = [
-    ['with a fragment', 'https://gw.example/cb#frag', /must not have a fragment/],
-    ['with an empty fragment', 'https://gw.example/cb#', /must not have a fragment/],
-    ['relative', '/callback', /not an absolute URI/],
-    ['without a scheme', 'gw.example/callback', /not an absolute URI/]
+  const badRedirects: Array<[string, string, string, RegExp]> = [
+    ['with a fragment', 'https://gw.example/cb#frag', 'TESSERA_REDIRECT_URI_FRAGMENT', /must not have a fragment/],
+    ['with an empty fragment', 'https://gw.example/cb#', 'TESSERA_REDIRECT_URI_FRAGMENT', /must not have a fragment/],
+    ['relative', '/callback', 'TESSERA_REDIRECT_URI_NOT_ABSOLUTE', /not an absolute URI/],
+    ['without a scheme', 'gw.example/callback', 'TESSERA_REDIRECT_URI_NOT_ABSOLUTE', /not an absolute URI/]
   ]
-  for (const [what, uri, detail] of badRedirects) {
+  for (const [what, uri, code, detail] of badRedirects) {
     t.test(`a redirect URI ${what} is 400, and creates nothing`, async (t) => {
       const before = await count('applications')
-      assertProblem(t, await admin('POST', '/api/v1/admin/applications', { name: 'redirecting', scopes: [], redirect_uris: ['https://ok.example/cb', uri] }), 400, 'TESSERA_BAD_REQUEST', detail)
+      assertProblem(t, await admin('POST', '/api/v1/admin/applications', { name: 'redirecting', scopes: [], redirect_uris: ['https://ok.example/cb', uri] }), 400, code, detail)
       t.equal(await count('applications'), before)
     })
   }
 
   const invalid: Array<[string, Record<string, unknown>, string]> = [
     ['a missing name', { scopes: [] }, 'FST_ERR_VALIDATION'],
-    ['a blank name', { name: '   ', scopes: [] }, 'TESSERA_BAD_REQUEST'],
+    ['a blank name', { name: '   ', scopes: [] }, 'TESSERA_INVALID_APPLICATION_NAME'],
     ['missing scopes', { name: 'x' }, 'FST_ERR_VALIDATION'],
     ['an unknown token format', { name: 'x', scopes: [], token_format: 'saml' }, 'FST_ERR_VALIDATION'],
     ['an unknown property', { name: 'x', scopes: [], client_secret: 'mine' }, 'FST_ERR_VALIDATION']
@@ -175,7 +167,7 @@ t.test('list and show', async (t) => {
   })
 
   t.test('an unknown id is 404; a malformed id is 400', async (t) => {
-    assertProblem(t, await admin('GET', `/api/v1/admin/applications/${UNKNOWN_ID}`), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('GET', `/api/v1/admin/applications/${UNKNOWN_ID}`), 404, 'TESSERA_APPLICATION_NOT_FOUND')
     assertProblem(t, await admin('GET', '/api/v1/admin/applications/not-a-uuid'), 400, 'FST_ERR_VALIDATION')
   })
 })
@@ -209,7 +201,7 @@ t.test('update', async (t) => {
   t.test('an unknown scope and a redirect URI with a fragment are 400, and change nothing', async (t) => {
     const before = (await admin('GET', `/api/v1/admin/applications/${target.id}`)).json()
     assertProblem(t, await admin('PATCH', `/api/v1/admin/applications/${target.id}`, { name: 'half-applied', scopes: ['nope'] }), 400, 'TESSERA_INVALID_SCOPE', /valid scopes are/)
-    assertProblem(t, await admin('PATCH', `/api/v1/admin/applications/${target.id}`, { name: 'half-applied', redirect_uris: ['https://a.example/#x'] }), 400, 'TESSERA_BAD_REQUEST')
+    assertProblem(t, await admin('PATCH', `/api/v1/admin/applications/${target.id}`, { name: 'half-applied', redirect_uris: ['https://a.example/#x'] }), 400, 'TESSERA_REDIRECT_URI_FRAGMENT')
     t.strictSame((await admin('GET', `/api/v1/admin/applications/${target.id}`)).json(), before)
   })
 
@@ -219,12 +211,12 @@ t.test('update', async (t) => {
   })
 
   t.test('the internal application is 409', async (t) => {
-    assertProblem(t, await admin('PATCH', `/api/v1/admin/applications/${internal}`, { name: 'mine now' }), 409, 'TESSERA_CONFLICT', /internal application cannot be changed/)
+    assertProblem(t, await admin('PATCH', `/api/v1/admin/applications/${internal}`, { name: 'mine now' }), 409, 'TESSERA_INTERNAL_APPLICATION_PROTECTED', /internal application cannot be changed/)
     t.match((await admin('GET', `/api/v1/admin/applications/${internal}`)).json(), { name: 'Tessera (first-party)' })
   })
 
   t.test('an unknown id is 404; a malformed id is 400', async (t) => {
-    assertProblem(t, await admin('PATCH', `/api/v1/admin/applications/${UNKNOWN_ID}`, { name: 'x' }), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('PATCH', `/api/v1/admin/applications/${UNKNOWN_ID}`, { name: 'x' }), 404, 'TESSERA_APPLICATION_NOT_FOUND')
     assertProblem(t, await admin('PATCH', '/api/v1/admin/applications/123', { name: 'x' }), 400, 'FST_ERR_VALIDATION')
   })
 })
@@ -258,16 +250,16 @@ t.test('secret rotation', async (t) => {
 
   t.test('a public client has no secret to rotate: 409', async (t) => {
     const res = await admin('POST', '/api/v1/admin/applications', { name: 'public', scopes: [], confidential: false })
-    assertProblem(t, await admin('POST', `/api/v1/admin/applications/${res.json().id}/secret`), 409, 'TESSERA_CONFLICT', /public client/)
+    assertProblem(t, await admin('POST', `/api/v1/admin/applications/${res.json().id}/secret`), 409, 'TESSERA_PUBLIC_CLIENT_HAS_NO_SECRET', /public client/)
     t.strictSame(await sql('select client_secret_hash from applications where id = ?', [res.json().id]), [{ client_secret_hash: null }])
   })
 
   t.test('the internal application is 409', async (t) => {
-    assertProblem(t, await admin('POST', `/api/v1/admin/applications/${internal}/secret`), 409, 'TESSERA_CONFLICT')
+    assertProblem(t, await admin('POST', `/api/v1/admin/applications/${internal}/secret`), 409, 'TESSERA_INTERNAL_APPLICATION_PROTECTED')
   })
 
   t.test('an unknown id is 404; a malformed id is 400', async (t) => {
-    assertProblem(t, await admin('POST', `/api/v1/admin/applications/${UNKNOWN_ID}/secret`), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('POST', `/api/v1/admin/applications/${UNKNOWN_ID}/secret`), 404, 'TESSERA_APPLICATION_NOT_FOUND')
     assertProblem(t, await admin('POST', '/api/v1/admin/applications/x/secret'), 400, 'FST_ERR_VALIDATION')
   })
 })
@@ -291,12 +283,12 @@ t.test('delete', async (t) => {
     t.strictSame((await introspectAs(watcher.clientId, watcher.clientSecret, issued.plaintext)).json(), { active: false })
     t.equal((await introspectAs(doomed.clientId, doomed.secret, subject.token)).statusCode, 401, 'its credentials are refused')
     t.equal(await count('access_tokens where application_id = ?', [doomed.id]), 0)
-    assertProblem(t, await admin('GET', `/api/v1/admin/applications/${doomed.id}`), 404, 'TESSERA_NOT_FOUND')
-    assertProblem(t, await admin('DELETE', `/api/v1/admin/applications/${doomed.id}`), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('GET', `/api/v1/admin/applications/${doomed.id}`), 404, 'TESSERA_APPLICATION_NOT_FOUND')
+    assertProblem(t, await admin('DELETE', `/api/v1/admin/applications/${doomed.id}`), 404, 'TESSERA_APPLICATION_NOT_FOUND')
   })
 
   t.test('the internal application cannot be deleted: 409, and personal tokens live on', async (t) => {
-    assertProblem(t, await admin('DELETE', `/api/v1/admin/applications/${internal}`), 409, 'TESSERA_CONFLICT', /cannot be deleted/)
+    assertProblem(t, await admin('DELETE', `/api/v1/admin/applications/${internal}`), 409, 'TESSERA_INTERNAL_APPLICATION_PROTECTED', /cannot be deleted/)
     t.equal(await count('applications where id = ?', [internal]), 1)
     const watcher = await seedApplication(app)
     t.equal((await introspectAs(watcher.clientId, watcher.clientSecret, subject.token)).json().active, true)

@@ -1,9 +1,8 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { basic, bearer, build, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, seedToken, seedUser } from '../../helper.js'
 
 const PUBLIC_URL = 'https://auth.example.test'
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const USER_AGENT = 'provisioner/1.0'
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
@@ -34,12 +33,6 @@ async function admin (method: Method, url: string, payload?: unknown): Promise<L
     headers: { authorization: bearer(adminToken), 'user-agent': USER_AGENT },
     ...(payload !== undefined ? { payload: payload as Record<string, unknown> } : {})
   })
-}
-
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
-  t.equal(res.statusCode, status, 'status')
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, ...(detail !== undefined ? { detail } : {}) })
 }
 
 interface Page { res: LightMyRequestResponse, events: AuditView[], links: Record<string, string> }

@@ -81,25 +81,24 @@ interface Caller {
   expect: (route: Route) => Outcome
 }
 
-const UNAUTHORIZED = 'TESSERA_UNAUTHORIZED'
-const FORBIDDEN = 'TESSERA_FORBIDDEN'
-const missingScope = { status: 403, code: FORBIDDEN, challenge: 'Bearer realm="tessera", error="insufficient_scope", error_description="Requires the admin scope"' }
+const missingScope = { status: 403, code: 'TESSERA_INSUFFICIENT_SCOPE', challenge: 'Bearer realm="tessera", error="insufficient_scope", error_description="Requires the admin scope", scope="admin"' }
 
 // The admin comes last: its requests succeed and change what they target.
 const callers: Caller[] = [
-  { name: 'anonymous is 401 with a Bearer challenge', expect: () => ({ status: 401, code: UNAUTHORIZED, challenge: 'Bearer realm="tessera"' }) },
+  { name: 'anonymous is 401 with a Bearer challenge', expect: () => ({ status: 401, code: 'TESSERA_TOKEN_REQUIRED', challenge: 'Bearer realm="tessera"' }) },
   {
     name: 'Basic credentials of an admin are 401 (admin routes take bearer tokens only)',
     authorization: basic('root', PASSWORD),
-    expect: () => ({ status: 401, code: UNAUTHORIZED, challenge: 'Bearer realm="tessera", error="invalid_request", error_description="Use the Bearer scheme"' })
+    // RFC 6750 §3.1: credentials of another scheme are no bearer credentials, so a bare challenge.
+    expect: () => ({ status: 401, code: 'TESSERA_BEARER_SCHEME_REQUIRED', challenge: 'Bearer realm="tessera"' })
   },
   { name: 'a plain user\'s read:tokens token is 403', authorization: bearer(plain), expect: () => missingScope },
   { name: 'an admin user\'s token without the admin scope is 403', authorization: bearer(unscoped), expect: () => missingScope },
-  { name: 'an admin-scoped token of a since-demoted user is 403', authorization: bearer(demoted), expect: () => ({ status: 403, code: FORBIDDEN, challenge: null }) },
+  { name: 'an admin-scoped token of a since-demoted user is 403', authorization: bearer(demoted), expect: () => ({ status: 403, code: 'TESSERA_NOT_ADMINISTRATOR', challenge: null }) },
   {
     name: 'a suspended admin\'s token is 401: the token is dead',
     authorization: bearer(suspended),
-    expect: () => ({ status: 401, code: UNAUTHORIZED, challenge: 'Bearer realm="tessera", error="invalid_token", error_description="The access token is invalid"' })
+    expect: () => ({ status: 401, code: 'TESSERA_INVALID_TOKEN', challenge: 'Bearer realm="tessera", error="invalid_token", error_description="The access token is invalid"' })
   },
   { name: 'the admin gets the route\'s success status', authorization: bearer(root), expect: (route) => ({ status: route.success, code: null, challenge: null }) }
 ]

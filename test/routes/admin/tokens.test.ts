@@ -1,10 +1,9 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { generateToken } from '../../../src/services/token-format.js'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, introspection, seedApplication, seedToken, seedUser } from '../../helper.js'
 
 const PUBLIC_URL = 'https://auth.example.test'
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const VALID_SCOPES = 'admin introspect read:repository read:tokens write:repository write:tokens'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
@@ -26,16 +25,8 @@ async function admin (method: Method, url: string, payload?: unknown): Promise<L
   })
 }
 
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
-  t.equal(res.statusCode, status, 'status')
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, ...(detail !== undefined ? { detail } : {}) })
-}
-
 async function introspect (token: string): Promise<boolean> {
-  const body = form({ token })
-  const res = await app.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization: basic(introspector.clientId, introspector.clientSecret) } })
-  return res.json().active
+  return (await introspection(app, token, basic(introspector.clientId, introspector.clientSecret))).json().active
 }
 
 function isCached (token: string): boolean {
@@ -147,7 +138,7 @@ t.test('listing a user\'s tokens', async (t) => {
   })
 
   t.test('an unknown user is 404', async (t) => {
-    assertProblem(t, await admin('GET', '/api/v1/admin/users/nobody/tokens'), 404, 'TESSERA_NOT_FOUND', 'no user named "nobody"')
+    assertProblem(t, await admin('GET', '/api/v1/admin/users/nobody/tokens'), 404, 'TESSERA_USER_NOT_FOUND', 'no user named "nobody"')
   })
 })
 
@@ -177,17 +168,17 @@ t.test('creating a token for a user', async (t) => {
   })
 
   t.test('the admin scope for a user who is not an administrator is 403', async (t) => {
-    assertProblem(t, await admin('POST', '/api/v1/admin/users/mona/tokens', { name: 'escalate', scopes: ['admin'] }), 403, 'TESSERA_FORBIDDEN', /only administrators/)
+    assertProblem(t, await admin('POST', '/api/v1/admin/users/mona/tokens', { name: 'escalate', scopes: ['admin'] }), 403, 'TESSERA_ADMIN_SCOPE_FORBIDDEN', /only administrators/)
   })
 
   const invalid: Array<[string, Record<string, unknown>, string]> = [
     ['a missing name', { scopes: ['read:tokens'] }, 'FST_ERR_VALIDATION'],
-    ['a blank name', { name: '   ', scopes: ['read:tokens'] }, 'TESSERA_BAD_REQUEST'],
+    ['a blank name', { name: '   ', scopes: ['read:tokens'] }, 'TESSERA_INVALID_TOKEN_NAME'],
     ['no scopes', { name: 'x', scopes: [] }, 'FST_ERR_VALIDATION'],
     ['an unknown property', { name: 'x', scopes: ['read:tokens'], admin: true }, 'FST_ERR_VALIDATION'],
-    ['expires_at in the past', { name: 'x', scopes: ['read:tokens'], expires_at: '2020-01-01T00:00:00Z' }, 'TESSERA_BAD_REQUEST'],
-    ['both expires_at and expires_in', { name: 'x', scopes: ['read:tokens'], expires_at: '2099-01-01T00:00:00Z', expires_in: 60 }, 'TESSERA_BAD_REQUEST'],
-    ['a lifetime over the maximum', { name: 'x', scopes: ['read:tokens'], expires_in: 31_536_001 }, 'TESSERA_BAD_REQUEST'],
+    ['expires_at in the past', { name: 'x', scopes: ['read:tokens'], expires_at: '2020-01-01T00:00:00Z' }, 'TESSERA_EXPIRY_IN_PAST'],
+    ['both expires_at and expires_in', { name: 'x', scopes: ['read:tokens'], expires_at: '2099-01-01T00:00:00Z', expires_in: 60 }, 'TESSERA_EXPIRY_CONFLICT'],
+    ['a lifetime over the maximum', { name: 'x', scopes: ['read:tokens'], expires_in: 31_536_001 }, 'TESSERA_LIFETIME_TOO_LONG'],
     ['a malformed expires_at', { name: 'x', scopes: ['read:tokens'], expires_at: 'tomorrow' }, 'FST_ERR_VALIDATION']
   ]
   for (const [what, payload, code] of invalid) {
@@ -197,17 +188,17 @@ t.test('creating a token for a user', async (t) => {
   }
 
   t.test('a second live token with the same name is 409', async (t) => {
-    assertProblem(t, await admin('POST', '/api/v1/admin/users/mona/tokens', { name: 'deploy', scopes: ['read:tokens'] }), 409, 'TESSERA_CONFLICT', /already exists/)
+    assertProblem(t, await admin('POST', '/api/v1/admin/users/mona/tokens', { name: 'deploy', scopes: ['read:tokens'] }), 409, 'TESSERA_TOKEN_NAME_TAKEN', /already exists/)
   })
 
   t.test('for a suspended user it is 409', async (t) => {
     await seedUser(app, 'nora', { suspended: true })
-    assertProblem(t, await admin('POST', '/api/v1/admin/users/nora/tokens', { name: 'x', scopes: ['read:tokens'] }), 409, 'TESSERA_CONFLICT', /nora is suspended/)
+    assertProblem(t, await admin('POST', '/api/v1/admin/users/nora/tokens', { name: 'x', scopes: ['read:tokens'] }), 409, 'TESSERA_USER_SUSPENDED', /nora is suspended/)
     t.equal(await count('access_tokens t join users u on u.id = t.user_id where u.username = ?', ['nora']), 0)
   })
 
   t.test('for an unknown user it is 404', async (t) => {
-    assertProblem(t, await admin('POST', '/api/v1/admin/users/nobody/tokens', { name: 'x', scopes: ['read:tokens'] }), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('POST', '/api/v1/admin/users/nobody/tokens', { name: 'x', scopes: ['read:tokens'] }), 404, 'TESSERA_USER_NOT_FOUND')
   })
 })
 
@@ -235,26 +226,26 @@ t.test('revoking a user\'s token', async (t) => {
   })
 
   t.test('an unknown id or name is 404', async (t) => {
-    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/otto/tokens/never-issued'), 404, 'TESSERA_NOT_FOUND', 'otto has no token with id or name "never-issued"')
-    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/otto/tokens/01900000-0000-7000-8000-000000000000'), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/otto/tokens/never-issued'), 404, 'TESSERA_USER_TOKEN_NOT_FOUND', 'otto has no token with id or name "never-issued"')
+    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/otto/tokens/01900000-0000-7000-8000-000000000000'), 404, 'TESSERA_USER_TOKEN_NOT_FOUND')
   })
 
   t.test('another user\'s token is 404, and stays active', async (t) => {
     const { token, id } = await seedToken(app, 'pia', { name: 'pias' })
-    assertProblem(t, await admin('DELETE', `/api/v1/admin/users/otto/tokens/${id}`), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('DELETE', `/api/v1/admin/users/otto/tokens/${id}`), 404, 'TESSERA_USER_TOKEN_NOT_FOUND')
     t.equal(await introspect(token), true)
   })
 
   t.test('a token already revoked is 404', async (t) => {
     const { id } = await seedToken(app, 'otto', { name: 'twice' })
     t.equal((await admin('DELETE', `/api/v1/admin/users/otto/tokens/${id}`)).statusCode, 204)
-    assertProblem(t, await admin('DELETE', `/api/v1/admin/users/otto/tokens/${id}`), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('DELETE', `/api/v1/admin/users/otto/tokens/${id}`), 404, 'TESSERA_USER_TOKEN_NOT_FOUND')
   })
 
   t.test('a value that is one token\'s id and another token\'s name is 422, and revokes nothing', async (t) => {
     const a = await seedToken(app, 'otto', { name: 'token-a' })
     const b = await seedToken(app, 'otto', { name: a.id })
-    assertProblem(t, await admin('DELETE', `/api/v1/admin/users/otto/tokens/${a.id}`), 422, 'TESSERA_UNPROCESSABLE', /ambiguous/)
+    assertProblem(t, await admin('DELETE', `/api/v1/admin/users/otto/tokens/${a.id}`), 422, 'TESSERA_AMBIGUOUS_TOKEN_REFERENCE', /ambiguous/)
     t.equal(await introspect(a.token), true)
     t.equal(await introspect(b.token), true)
     // Once B is gone by its own id, A's id is no longer ambiguous.
@@ -268,12 +259,12 @@ t.test('revoking a user\'s token', async (t) => {
     const old = await seedToken(app, 'otto', { name: 'reused' })
     await sql('update access_tokens set expires_at = ? where id = ?', [new Date(Date.now() - DAY), old.id])
     const fresh = await seedToken(app, 'otto', { name: 'reused' })
-    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/otto/tokens/reused'), 422, 'TESSERA_UNPROCESSABLE', /names 2 tokens/)
+    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/otto/tokens/reused'), 422, 'TESSERA_TOKEN_REFERENCE_NAMES_SEVERAL', /names 2 tokens/)
     t.equal((await admin('DELETE', `/api/v1/admin/users/otto/tokens/${fresh.id}`)).statusCode, 204)
   })
 
   t.test('an unknown user is 404', async (t) => {
-    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/nobody/tokens/anything'), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/nobody/tokens/anything'), 404, 'TESSERA_USER_NOT_FOUND')
   })
 })
 
@@ -320,8 +311,8 @@ t.test('looking tokens up by value', async (t) => {
   })
 
   t.test('both token and tokens, or neither, is 400', async (t) => {
-    assertProblem(t, await admin('POST', '/api/v1/admin/tokens/lookup', { token: live.token, tokens: [live.token] }), 400, 'TESSERA_BAD_REQUEST', /either "token"/)
-    assertProblem(t, await admin('POST', '/api/v1/admin/tokens/lookup', {}), 400, 'TESSERA_BAD_REQUEST', /either "token"/)
+    assertProblem(t, await admin('POST', '/api/v1/admin/tokens/lookup', { token: live.token, tokens: [live.token] }), 400, 'TESSERA_TOKEN_VALUES_SHAPE', /either "token"/)
+    assertProblem(t, await admin('POST', '/api/v1/admin/tokens/lookup', {}), 400, 'TESSERA_TOKEN_VALUES_SHAPE', /either "token"/)
   })
 
   t.test('more than 100 values, an empty list or an unknown property is 400', async (t) => {
@@ -373,8 +364,8 @@ t.test('revoking tokens by value', async (t) => {
   })
 
   t.test('both token and tokens, neither, or more than 100 values is 400', async (t) => {
-    assertProblem(t, await admin('POST', '/api/v1/admin/tokens/revoke', { token: unknown, tokens: [unknown] }), 400, 'TESSERA_BAD_REQUEST')
-    assertProblem(t, await admin('POST', '/api/v1/admin/tokens/revoke', {}), 400, 'TESSERA_BAD_REQUEST')
+    assertProblem(t, await admin('POST', '/api/v1/admin/tokens/revoke', { token: unknown, tokens: [unknown] }), 400, 'TESSERA_TOKEN_VALUES_SHAPE')
+    assertProblem(t, await admin('POST', '/api/v1/admin/tokens/revoke', {}), 400, 'TESSERA_TOKEN_VALUES_SHAPE')
     assertProblem(t, await admin('POST', '/api/v1/admin/tokens/revoke', { tokens: Array.from({ length: 101 }, () => unknown) }), 400, 'FST_ERR_VALIDATION')
   })
 })

@@ -1,10 +1,9 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, introspection, seedApplication, seedToken, seedUser } from '../../helper.js'
 
 const PUBLIC_URL = 'https://auth.example.test'
 const PASSWORD = 'correct horse battery'
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
@@ -20,12 +19,6 @@ function client (app: FastifyInstance, token: string) {
       ...(payload !== undefined ? { payload: payload as Record<string, unknown> } : {})
     })
   }
-}
-
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
-  t.equal(res.statusCode, status, 'status')
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, ...(detail !== undefined ? { detail } : {}) })
 }
 
 /** Parses an RFC 8288 Link header into { rel: url }. */
@@ -49,9 +42,7 @@ async function count (app: FastifyInstance, sql: string, params: unknown[] = [])
 function probes (app: FastifyInstance, adminToken: string, caller: { clientId: string, clientSecret: string }) {
   return {
     async introspect (token: string): Promise<unknown> {
-      const body = form({ token })
-      const res = await app.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization: basic(caller.clientId, caller.clientSecret) } })
-      return res.json().active
+      return (await introspection(app, token, basic(caller.clientId, caller.clientSecret))).json().active
     },
     async tokenInfo (token: string): Promise<number> {
       const res = await app.inject({ method: 'GET', url: '/oauth/token/info', headers: { authorization: bearer(token) } })
@@ -101,8 +92,7 @@ t.test('provisioning with Basic authentication disabled: a password-less bot and
   t.equal(info.statusCode, 200)
   t.match(info.json(), { resource_owner_id: botId, scope: ['read:repository'], application: { uid: 'internal' } })
 
-  const introspection = form({ token: botToken })
-  const introspected = await app.inject({ method: 'POST', url: '/oauth/introspect', payload: introspection.payload, headers: { ...introspection.headers, authorization: basic(introspector.clientId, introspector.clientSecret) } })
+  const introspected = await introspection(app, botToken, basic(introspector.clientId, introspector.clientSecret))
   t.match(introspected.json(), { active: true, username: 'ci-bot', sub: botId, scope: 'read:repository', client_id: 'internal' })
 
   // Without PUBLIC_URL, listing links are built from the request's own scheme and host.
@@ -122,10 +112,10 @@ t.test('the last active administrator', async (t) => {
 
   t.test('cannot demote, suspend or delete itself (409), and nothing changes', async (t) => {
     const before = await userEvents()
-    assertProblem(t, await root('PATCH', '/api/v1/admin/users/root', { admin: false }), 409, 'TESSERA_CONFLICT', /root is the last active administrator/)
-    assertProblem(t, await root('PATCH', '/api/v1/admin/users/root', { suspended: true }), 409, 'TESSERA_CONFLICT', /last active administrator/)
-    assertProblem(t, await root('PATCH', '/api/v1/admin/users/root', { suspended: true, email: 'root@example.test' }), 409, 'TESSERA_CONFLICT')
-    assertProblem(t, await root('DELETE', '/api/v1/admin/users/root'), 409, 'TESSERA_CONFLICT', /last active administrator/)
+    assertProblem(t, await root('PATCH', '/api/v1/admin/users/root', { admin: false }), 409, 'TESSERA_LAST_ADMINISTRATOR', /root is the last active administrator/)
+    assertProblem(t, await root('PATCH', '/api/v1/admin/users/root', { suspended: true }), 409, 'TESSERA_LAST_ADMINISTRATOR', /last active administrator/)
+    assertProblem(t, await root('PATCH', '/api/v1/admin/users/root', { suspended: true, email: 'root@example.test' }), 409, 'TESSERA_LAST_ADMINISTRATOR')
+    assertProblem(t, await root('DELETE', '/api/v1/admin/users/root'), 409, 'TESSERA_LAST_ADMINISTRATOR', /last active administrator/)
     t.match((await root('GET', '/api/v1/admin/users/root')).json(), { username: 'root', admin: true, suspended: false, email: null })
     t.equal(await userEvents(), before, 'no audit event')
   })
@@ -136,14 +126,14 @@ t.test('the last active administrator', async (t) => {
 
     t.match((await deputy('PATCH', '/api/v1/admin/users/root', { suspended: true })).json(), { username: 'root', suspended: true, admin: true })
     // A suspended administrator does not count: the deputy is now the last active one.
-    assertProblem(t, await deputy('PATCH', '/api/v1/admin/users/deputy', { admin: false }), 409, 'TESSERA_CONFLICT', /deputy is the last active administrator/)
+    assertProblem(t, await deputy('PATCH', '/api/v1/admin/users/deputy', { admin: false }), 409, 'TESSERA_LAST_ADMINISTRATOR', /deputy is the last active administrator/)
     t.match((await deputy('PATCH', '/api/v1/admin/users/root', { suspended: false })).json(), { suspended: false, suspended_at: null })
 
     const demoted = await root('PATCH', '/api/v1/admin/users/root', { admin: false })
     t.equal(demoted.statusCode, 200)
     t.match(demoted.json(), { username: 'root', admin: false })
-    assertProblem(t, await root('GET', '/api/v1/admin/users'), 403, 'TESSERA_FORBIDDEN', 'root is not an administrator')
-    assertProblem(t, await deputy('DELETE', '/api/v1/admin/users/deputy'), 409, 'TESSERA_CONFLICT')
+    assertProblem(t, await root('GET', '/api/v1/admin/users'), 403, 'TESSERA_NOT_ADMINISTRATOR', 'root is not an administrator')
+    assertProblem(t, await deputy('DELETE', '/api/v1/admin/users/deputy'), 409, 'TESSERA_LAST_ADMINISTRATOR')
 
     t.equal((await deputy('PATCH', '/api/v1/admin/users/root', { admin: true })).statusCode, 200)
     const deleted = await deputy('DELETE', '/api/v1/admin/users/deputy')
@@ -180,8 +170,8 @@ t.test('users', async (t) => {
 
     t.test('an existing username in another case is 409, and creates nothing', async (t) => {
       const before = await count(app, 'users')
-      assertProblem(t, await admin('POST', '/api/v1/admin/users', { username: 'carol.smith' }), 409, 'TESSERA_CONFLICT', /already exists/)
-      assertProblem(t, await admin('POST', '/api/v1/admin/users', { username: 'ROOT' }), 409, 'TESSERA_CONFLICT')
+      assertProblem(t, await admin('POST', '/api/v1/admin/users', { username: 'carol.smith' }), 409, 'TESSERA_USERNAME_TAKEN', /already exists/)
+      assertProblem(t, await admin('POST', '/api/v1/admin/users', { username: 'ROOT' }), 409, 'TESSERA_USERNAME_TAKEN')
       t.equal(await count(app, 'users'), before)
     })
 
@@ -294,7 +284,7 @@ t.test('users', async (t) => {
     })
 
     t.test('an unknown user is 404', async (t) => {
-      assertProblem(t, await admin('GET', '/api/v1/admin/users/nobody'), 404, 'TESSERA_NOT_FOUND', 'no user named "nobody"')
+      assertProblem(t, await admin('GET', '/api/v1/admin/users/nobody'), 404, 'TESSERA_USER_NOT_FOUND', 'no user named "nobody"')
     })
 
     t.test('an invalid username in the path is 400', async (t) => {
@@ -316,7 +306,7 @@ t.test('users', async (t) => {
     })
 
     t.test('an unknown user is 404', async (t) => {
-      assertProblem(t, await admin('PATCH', '/api/v1/admin/users/nobody', { email: 'x@example.test' }), 404, 'TESSERA_NOT_FOUND')
+      assertProblem(t, await admin('PATCH', '/api/v1/admin/users/nobody', { email: 'x@example.test' }), 404, 'TESSERA_USER_NOT_FOUND')
     })
 
     t.test('grant admin, set the email', async (t) => {
@@ -379,8 +369,8 @@ t.test('users', async (t) => {
     t.equal(await probe.tokenInfo(first.token), 401)
     t.strictSame(await probe.lookup(first.token), { active: false, reason: 'unknown' })
     t.equal(await count(app, 'access_tokens where id in (?, ?)', [first.id, second.id]), 0, 'the tokens are gone')
-    assertProblem(t, await admin('GET', '/api/v1/admin/users/harry'), 404, 'TESSERA_NOT_FOUND')
-    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/harry'), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await admin('GET', '/api/v1/admin/users/harry'), 404, 'TESSERA_USER_NOT_FOUND')
+    assertProblem(t, await admin('DELETE', '/api/v1/admin/users/harry'), 404, 'TESSERA_USER_NOT_FOUND')
   })
 
   t.test('deleting the admin who issued a token keeps the token, without its issuer', async (t) => {

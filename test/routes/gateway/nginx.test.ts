@@ -11,7 +11,7 @@ import t from 'tap'
 import { AccessToken } from '../../../src/entities/access-token.js'
 import { expirationHeader } from '../../../src/routes/gateway/verify.js'
 import { generateToken } from '../../../src/services/token-format.js'
-import { bearer, buildWith, seedToken, seedUser } from '../../helper.js'
+import { bearer, buildWith, freePort, seedToken, seedUser } from '../../helper.js'
 
 /**
  * The nginx configuration of docs/gateways.md, run by a real nginx in front of a real Tessera
@@ -39,16 +39,6 @@ function findNginx (): string {
   }
   // Fail, never skip: CI installs nginx (.ci/run), so a missing binary is a broken machine.
   throw new Error('nginx is not installed: apt-get install nginx (.ci/run does it in CI)')
-}
-
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 /** Replaces `from` by `to` in `text`, insisting it occurs exactly once (the document must not drift unnoticed). */

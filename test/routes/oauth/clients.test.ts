@@ -1,25 +1,13 @@
 import t from 'tap'
-import { createServer } from 'node:net'
 import * as oauth from 'oauth4webapi'
-import { build, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { build, freePort, seedApplication, seedToken, seedUser } from '../../helper.js'
 
 /**
  * Real OAuth client flows: oauth4webapi (strict, specification-checking) against a listening
  * server, discovering everything from the issuer alone, as a service would in production.
  */
 
-/** A free loopback port, so PUBLIC_URL (the issuer) can be known before the server listens. */
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      probe.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
-
+// A free loopback port, so PUBLIC_URL (the issuer) can be known before the server listens.
 const port = await freePort()
 const issuerUrl = `http://127.0.0.1:${port}`
 const app = await build(t, { PUBLIC_URL: issuerUrl })

@@ -4,7 +4,7 @@ import { AccessToken } from '../../../src/entities/access-token.js'
 import { SYSTEM_ACTOR } from '../../../src/services/audit.js'
 import { generateToken } from '../../../src/services/token-format.js'
 import { revokeToken } from '../../../src/services/tokens.js'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertOAuthError, basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
 
 const PUBLIC_URL = 'https://auth.example.test'
 const BASIC_CHALLENGE = 'Basic realm="tessera", charset="UTF-8"'
@@ -48,17 +48,6 @@ function assertInactive (t: Test, res: LightMyRequestResponse): void {
   t.equal(res.body, '{"active":false}')
   t.strictSame(res.json(), { active: false })
   t.equal(res.headers['cache-control'], 'no-store')
-}
-
-function assertOAuthError (t: Test, res: LightMyRequestResponse, status: number, error: string, description?: RegExp): void {
-  t.equal(res.statusCode, status)
-  t.match(res.headers['content-type'], /^application\/json/)
-  t.equal(res.headers['cache-control'], 'no-store')
-  const body = res.json()
-  t.strictSame(Object.keys(body).sort(), ['error', 'error_description'])
-  t.equal(body.error, error)
-  t.type(body.error_description, 'string')
-  if (description !== undefined) t.match(body.error_description, description)
 }
 
 t.test('caller authentication', async (t) => {
@@ -332,8 +321,10 @@ t.test('inactive tokens are exactly {"active":false}', async (t) => {
   })
 
   t.test('a token whose owner was suspended before it was ever introspected', async (t) => {
-    const owner = await seedUser(app, 'born-suspended', { suspended: true })
+    // Issued while active (a suspended user is given no token), suspended before any lookup.
+    const owner = await seedUser(app, 'born-suspended')
     const { token } = await seedToken(app, owner.username)
+    await app.orm.em.getConnection().execute('update users set suspended_at = now() where id = ?', [owner.id], 'run')
     assertInactive(t, await introspect(app, { token }, callerAuth))
   })
 

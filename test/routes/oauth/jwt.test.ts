@@ -1,8 +1,7 @@
 import t from 'tap'
-import { createServer } from 'node:net'
 import * as oauth from 'oauth4webapi'
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
-import { bearer, build, form, seedApplication, seedUser, seedToken } from '../../helper.js'
+import { bearer, build, freePort, introspection, seedApplication, seedUser, seedToken } from '../../helper.js'
 import { createApplication } from '../../../src/services/applications.js'
 import { SYSTEM_ACTOR } from '../../../src/services/audit.js'
 
@@ -10,17 +9,6 @@ import { SYSTEM_ACTOR } from '../../../src/services/audit.js'
  * JWT access tokens (RFC 9068) and signed introspection answers (RFC 9701), verified as a
  * resource server would: jose against the JWKS fetched from a listening server.
  */
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      probe.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
 
 const port = await freePort()
 const issuerUrl = `http://127.0.0.1:${port}`
@@ -119,10 +107,10 @@ t.test('a JWT access token works as a bearer token: token info, forward auth, in
 
   await seedUser(app, 'someone')
   const personal = await seedToken(app, 'someone')
-  const asBearer = await app.inject({ method: 'POST', url: '/oauth/introspect', ...form({ token: personal.token }), headers: { ...form({}).headers, authorization: bearer(token) } })
+  const asBearer = await introspection(app, personal.token, bearer(token))
   t.match(asBearer.json(), { active: true, username: 'someone' })
 
-  const itself = await app.inject({ method: 'POST', url: '/oauth/introspect', ...form({ token }), headers: { ...form({}).headers, authorization: bearer(token) } })
+  const itself = await introspection(app, token, bearer(token))
   t.equal(itself.statusCode, 400, 'a JWT cannot introspect itself either (RFC 7662 §2.1)')
 })
 

@@ -6,7 +6,7 @@ import { User } from '../../../src/entities/user.js'
 import { SYSTEM_ACTOR } from '../../../src/services/audit.js'
 import { issueToken } from '../../../src/services/tokens.js'
 import { generateToken } from '../../../src/services/token-format.js'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertOAuthError, basic, bearer, build, form, introspection, seedApplication, seedToken, seedUser } from '../../helper.js'
 
 const BASIC_CHALLENGE = 'Basic realm="tessera", charset="UTF-8"'
 
@@ -35,9 +35,7 @@ async function applicationToken (authorization = ownerAuth): Promise<string> {
 }
 
 async function isActive (token: string): Promise<boolean> {
-  const body = form({ token })
-  const res = await app.inject({ method: 'POST', url: '/oauth/introspect', payload: body.payload, headers: { ...body.headers, authorization: strangerAuth } })
-  return res.json().active
+  return (await introspection(app, token, strangerAuth)).json().active
 }
 
 async function rowOf (token: string): Promise<AccessToken> {
@@ -55,17 +53,6 @@ function assertEmptyOk (t: Test, res: LightMyRequestResponse): void {
   t.equal(res.headers['content-length'], '0')
   t.equal(res.headers['cache-control'], 'no-store')
   t.equal(res.headers.pragma, 'no-cache')
-}
-
-function assertOAuthError (t: Test, res: LightMyRequestResponse, status: number, error: string, description?: RegExp): void {
-  t.equal(res.statusCode, status)
-  t.match(res.headers['content-type'], /^application\/json/)
-  t.equal(res.headers['cache-control'], 'no-store')
-  const body = res.json()
-  t.strictSame(Object.keys(body).sort(), ['error', 'error_description'])
-  t.equal(body.error, error)
-  t.type(body.error_description, 'string')
-  if (description !== undefined) t.match(body.error_description, description)
 }
 
 t.test('an application revokes a token it owns', async (t) => {

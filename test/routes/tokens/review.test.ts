@@ -1,9 +1,8 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { AuditEvent } from '../../../src/entities/audit-event.js'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, introspect, seedApplication, seedToken, seedUser } from '../../helper.js'
 
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const READ = ['read:tokens']
 const READ_WRITE = ['read:tokens', 'write:tokens']
@@ -66,12 +65,6 @@ async function follow (app: FastifyInstance, url: string | undefined, token: str
   return await fetchPage(app, `${parsed.pathname}${parsed.search}`, token)
 }
 
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
-  t.equal(res.statusCode, status, 'status')
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, ...(detail !== undefined ? { detail } : {}) })
-}
-
 function sortedDescending (ids: string[]): boolean {
   return ids.every((id, i) => i === 0 || (ids[i - 1] as string) > id)
 }
@@ -80,16 +73,7 @@ const app = await build(t)
 const sql = async <T = unknown>(query: string, params: unknown[] = []): Promise<T[]> => await app.orm.em.getConnection().execute<T[]>(query, params)
 const resourceServer = await seedApplication(app, ['introspect'])
 
-async function introspect (token: string): Promise<Record<string, unknown>> {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/oauth/introspect',
-    ...form({ token }),
-    headers: { ...form({ token }).headers, authorization: basic(resourceServer.clientId, resourceServer.clientSecret) }
-  })
-  if (res.statusCode !== 200) throw new Error(`introspection answered ${res.statusCode}: ${res.body}`)
-  return res.json()
-}
+const introspectAsServer = async (token: string): Promise<Record<string, unknown>> => await introspect(app, token, basic(resourceServer.clientId, resourceServer.clientSecret))
 
 async function idsOf (username: string): Promise<string[]> {
   const rows = await sql<{ id: string }>('select t.id from access_tokens t join users u on u.id = t.user_id where u.username = ? order by t.id desc', [username])
@@ -329,16 +313,16 @@ t.test('another user\'s token id is a 404 on show, invalidate and rotate, like a
   await seedUser(app, 'ivy')
   const hank = await seedToken(app, 'hank', { name: 'manager', scopes: READ_WRITE })
   const ivys = await seedToken(app, 'ivy', { name: 'victim', scopes: READ_WRITE })
-  await introspect(ivys.token)
+  await introspectAsServer(ivys.token)
   const unknown = '0190aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee'
   for (const id of [ivys.id, unknown]) {
-    assertProblem(t, await get(app, `/api/v1/tokens/${id}`, hank.token), 404, 'TESSERA_NOT_FOUND', `you have no token with id ${id}`)
-    assertProblem(t, await post(app, `/api/v1/tokens/${id}/invalidate`, hank.token), 404, 'TESSERA_NOT_FOUND', `you have no token with id ${id}`)
-    assertProblem(t, await post(app, `/api/v1/tokens/${id}/rotate`, hank.token, {}), 404, 'TESSERA_NOT_FOUND', `you have no token with id ${id}`)
+    assertProblem(t, await get(app, `/api/v1/tokens/${id}`, hank.token), 404, 'TESSERA_TOKEN_NOT_FOUND', `you have no token with id ${id}`)
+    assertProblem(t, await post(app, `/api/v1/tokens/${id}/invalidate`, hank.token), 404, 'TESSERA_TOKEN_NOT_FOUND', `you have no token with id ${id}`)
+    assertProblem(t, await post(app, `/api/v1/tokens/${id}/rotate`, hank.token, {}), 404, 'TESSERA_TOKEN_NOT_FOUND', `you have no token with id ${id}`)
   }
   t.strictSame(await sql('select revoked_at from access_tokens where id = ?', [ivys.id]), [{ revoked_at: null }], 'ivy\'s token is untouched')
   t.equal((await sql('select id from access_tokens where rotated_from = ?', [ivys.id])).length, 0, 'and was not rotated')
-  t.equal((await introspect(ivys.token)).active, true)
+  t.equal((await introspectAsServer(ivys.token)).active, true)
   assertProblem(t, await get(app, '/api/v1/tokens/not-a-uuid', hank.token), 400, 'FST_ERR_VALIDATION', /params\/id must match format "uuid"/)
 })
 
@@ -351,27 +335,28 @@ t.test('authentication and scopes', async (t) => {
   t.test('no token is a 401 with a Bearer challenge', async (t) => {
     for (const [method, url] of [['GET', '/api/v1/tokens'], ['GET', `/api/v1/tokens/${other.id}`], ['POST', `/api/v1/tokens/${other.id}/invalidate`], ['POST', `/api/v1/tokens/${other.id}/rotate`]] as const) {
       const res = await app.inject({ method, url })
-      assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED')
+      assertProblem(t, res, 401, 'TESSERA_TOKEN_REQUIRED')
       t.equal(res.headers['www-authenticate'], 'Bearer realm="tessera"', `${method} ${url}`)
     }
   })
 
   t.test('an unknown token is a 401 invalid_token', async (t) => {
     const res = await get(app, '/api/v1/tokens', `${reader.token.slice(0, -6)}AAAAAA`)
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED')
+    assertProblem(t, res, 401, 'TESSERA_INVALID_TOKEN')
     t.equal(res.headers['www-authenticate'], 'Bearer realm="tessera", error="invalid_token", error_description="The access token is invalid"')
   })
 
   t.test('Basic authentication is not accepted', async (t) => {
     const res = await app.inject({ method: 'GET', url: '/api/v1/tokens', headers: { authorization: basic('jack', 'correct horse battery') } })
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED')
+    assertProblem(t, res, 401, 'TESSERA_BEARER_SCHEME_REQUIRED')
+    t.equal(res.headers['www-authenticate'], 'Bearer realm="tessera"', 'RFC 6750 §3.1: no error code for credentials of another scheme')
   })
 
   t.test('a token without read:tokens cannot list or show', async (t) => {
     for (const url of ['/api/v1/tokens', `/api/v1/tokens/${other.id}`]) {
       const res = await get(app, url, other.token)
-      assertProblem(t, res, 403, 'TESSERA_FORBIDDEN', 'the token lacks the read:tokens scope')
-      t.equal(res.headers['www-authenticate'], 'Bearer realm="tessera", error="insufficient_scope", error_description="Requires the read:tokens scope"')
+      assertProblem(t, res, 403, 'TESSERA_INSUFFICIENT_SCOPE', 'the token lacks the read:tokens scope')
+      t.equal(res.headers['www-authenticate'], 'Bearer realm="tessera", error="insufficient_scope", error_description="Requires the read:tokens scope", scope="read:tokens"')
     }
   })
 
@@ -380,9 +365,9 @@ t.test('authentication and scopes', async (t) => {
   })
 
   t.test('a token without write:tokens cannot invalidate or rotate', async (t) => {
-    assertProblem(t, await post(app, `/api/v1/tokens/${other.id}/invalidate`, reader.token), 403, 'TESSERA_FORBIDDEN', 'the token lacks the write:tokens scope')
-    assertProblem(t, await post(app, `/api/v1/tokens/${other.id}/rotate`, reader.token, {}), 403, 'TESSERA_FORBIDDEN', 'the token lacks the write:tokens scope')
-    t.equal((await introspect(other.token)).active, true)
+    assertProblem(t, await post(app, `/api/v1/tokens/${other.id}/invalidate`, reader.token), 403, 'TESSERA_INSUFFICIENT_SCOPE', 'the token lacks the write:tokens scope')
+    assertProblem(t, await post(app, `/api/v1/tokens/${other.id}/rotate`, reader.token, {}), 403, 'TESSERA_INSUFFICIENT_SCOPE', 'the token lacks the write:tokens scope')
+    t.equal((await introspectAsServer(other.token)).active, true)
   })
 })
 
@@ -392,7 +377,7 @@ t.test('invalidating a token', async (t) => {
   const target = await seedToken(app, 'kate', { name: 'laptop', scopes: ['read:repository'] })
 
   t.test('makes it inactive before the answer, even when it was cached, and answers its view', async (t) => {
-    t.equal((await introspect(target.token)).active, true, 'active, and now cached')
+    t.equal((await introspectAsServer(target.token)).active, true, 'active, and now cached')
     const before = Date.now()
     const res = await post(app, `/api/v1/tokens/${target.id}/invalidate`, manager.token)
     t.equal(res.statusCode, 200)
@@ -400,7 +385,7 @@ t.test('invalidating a token', async (t) => {
     t.strictSame(Object.keys(view).sort(), VIEW_FIELDS)
     t.match(view, { id: target.id, name: 'laptop', state: 'revoked', revoked_at: ISO_DATE, application: { name: String, client_id: String } })
     t.ok(Date.parse(view.revoked_at as string) >= before - 1000)
-    t.strictSame(await introspect(target.token), { active: false })
+    t.strictSame(await introspectAsServer(target.token), { active: false })
     const events = await app.orm.em.fork().find(AuditEvent, { action: 'token.revoked', targetId: target.id })
     t.equal(events.length, 1, 'one token.revoked event')
   })
@@ -427,6 +412,6 @@ t.test('invalidating a token', async (t) => {
     const res = await post(app, `/api/v1/tokens/${manager.id}/invalidate`, manager.token)
     t.equal(res.statusCode, 200)
     t.equal((res.json() as View).state, 'revoked')
-    assertProblem(t, await get(app, '/api/v1/tokens', manager.token), 401, 'TESSERA_UNAUTHORIZED')
+    assertProblem(t, await get(app, '/api/v1/tokens', manager.token), 401, 'TESSERA_INVALID_TOKEN')
   })
 })

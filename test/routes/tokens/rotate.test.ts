@@ -1,12 +1,11 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { AuditEvent } from '../../../src/entities/audit-event.js'
 import { SYSTEM_ACTOR } from '../../../src/services/audit.js'
 import { isWellFormedToken } from '../../../src/services/token-format.js'
 import { rotateToken } from '../../../src/services/tokens.js'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, introspect, seedApplication, seedToken, seedUser } from '../../helper.js'
 
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const MAX_GRACE = 60
@@ -30,20 +29,10 @@ await seedUser(app, 'alice')
 await seedUser(app, 'bob')
 const manager = await seedToken(app, 'alice', { name: 'manager', scopes: ['read:tokens', 'write:tokens'] })
 
-async function introspect (token: string): Promise<Record<string, unknown>> {
-  const request = form({ token })
-  const res = await app.inject({
-    method: 'POST',
-    url: '/oauth/introspect',
-    payload: request.payload,
-    headers: { ...request.headers, authorization: basic(resourceServer.clientId, resourceServer.clientSecret) }
-  })
-  if (res.statusCode !== 200) throw new Error(`introspection answered ${res.statusCode}: ${res.body}`)
-  return res.json()
-}
+const introspectAsServer = async (token: string): Promise<Record<string, unknown>> => await introspect(app, token, basic(resourceServer.clientId, resourceServer.clientSecret))
 
 async function isActive (token: string): Promise<boolean> {
-  return (await introspect(token)).active === true
+  return (await introspectAsServer(token)).active === true
 }
 
 async function rotate (id: string, payload?: unknown, as = manager.token): Promise<LightMyRequestResponse> {
@@ -59,12 +48,6 @@ async function view (id: string): Promise<Record<string, unknown>> {
   const res = await app.inject({ method: 'GET', url: `/api/v1/tokens/${id}`, headers: { authorization: bearer(manager.token) } })
   if (res.statusCode !== 200) throw new Error(`GET /api/v1/tokens/${id} answered ${res.statusCode}: ${res.body}`)
   return res.json()
-}
-
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
-  t.equal(res.statusCode, status, 'status')
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, ...(detail !== undefined ? { detail } : {}) })
 }
 
 async function countTokens (): Promise<number> {
@@ -99,8 +82,8 @@ t.test('without a grace period the new token works and the old one is dead at on
   t.equal(created.token_last_eight, created.token.slice(-8))
   t.equal(Date.parse(created.expires_at as string) - Date.parse(created.created_at), 5000_000, 'the same lifetime length')
 
-  t.strictSame(await introspect(old.token), { active: false }, 'the old token is dead')
-  t.match(await introspect(created.token), { active: true, scope: 'read:repository read:tokens', aud: ['https://git.example', 'https://ci.example'], username: 'alice' })
+  t.strictSame(await introspectAsServer(old.token), { active: false }, 'the old token is dead')
+  t.match(await introspectAsServer(created.token), { active: true, scope: 'read:repository read:tokens', aud: ['https://git.example', 'https://ci.example'], username: 'alice' })
   const tokenInfo = await app.inject({ method: 'GET', url: '/oauth/token/info', headers: { authorization: bearer(old.token) } })
   t.equal(tokenInfo.statusCode, 401, 'token/info refuses the old token')
 
@@ -134,7 +117,7 @@ t.test('with a grace period both tokens work until it ends, then only the new on
   t.ok(graceEnd >= rotatedAt + 2000 && graceEnd <= Date.now() + 2000, 'the old token now expires when the grace period ends')
 
   await sleep(rotatedAt + 2200 - Date.now())
-  t.strictSame(await introspect(old.token), { active: false }, 'the old token is dead after the grace period')
+  t.strictSame(await introspectAsServer(old.token), { active: false }, 'the old token is dead after the grace period')
   t.equal(await isActive(created.token), true, 'the new token still works')
   t.match(await view(old.id), { state: 'expired', revoked_at: null })
 })
@@ -193,7 +176,7 @@ t.test('a token may rotate itself; its old plaintext then fails', async (t) => {
   const created = res.json() as Created
   t.strictSame(created.scopes, ['read:tokens', 'write:tokens'])
   const withOld = await app.inject({ method: 'GET', url: '/api/v1/tokens', headers: { authorization: bearer(self.token) } })
-  assertProblem(t, withOld, 401, 'TESSERA_UNAUTHORIZED', 'the bearer token is invalid, expired or revoked')
+  assertProblem(t, withOld, 401, 'TESSERA_INVALID_TOKEN', 'the access token is invalid, expired or revoked')
   const withNew = await app.inject({ method: 'GET', url: `/api/v1/tokens/${created.id}`, headers: { authorization: bearer(created.token) } })
   t.equal(withNew.statusCode, 200)
   t.match(withNew.json(), { id: created.id, rotated_from: self.id })
@@ -206,8 +189,8 @@ t.test('a token rotates only once', async (t) => {
     t.equal((await rotate(atOnce.id)).statusCode, 201)
     t.equal((await rotate(graceful.id, { grace_period: 30 })).statusCode, 201)
     const tokens = await countTokens()
-    assertProblem(t, await rotate(atOnce.id), 409, 'TESSERA_CONFLICT', 'this token has been revoked; create a new one instead')
-    assertProblem(t, await rotate(graceful.id, { grace_period: 30 }), 409, 'TESSERA_CONFLICT', 'this token has already been rotated; rotate its successor instead')
+    assertProblem(t, await rotate(atOnce.id), 409, 'TESSERA_TOKEN_REVOKED', 'this token has been revoked; create a new one instead')
+    assertProblem(t, await rotate(graceful.id, { grace_period: 30 }), 409, 'TESSERA_TOKEN_ALREADY_ROTATED', 'this token has already been rotated; rotate its successor instead')
     t.equal(await countTokens(), tokens, 'the refused rotations created nothing')
     t.equal(await isActive(graceful.token), true, 'the refused rotation changed nothing')
   })
@@ -224,24 +207,24 @@ t.test('a token rotates only once', async (t) => {
     const revoked = await seedToken(app, 'alice', { name: 'invalidated' })
     const invalidated = await app.inject({ method: 'POST', url: `/api/v1/tokens/${revoked.id}/invalidate`, headers: { authorization: bearer(manager.token) } })
     t.equal(invalidated.statusCode, 200)
-    assertProblem(t, await rotate(revoked.id), 409, 'TESSERA_CONFLICT', 'this token has been revoked; create a new one instead')
+    assertProblem(t, await rotate(revoked.id), 409, 'TESSERA_TOKEN_REVOKED', 'this token has been revoked; create a new one instead')
   })
 
   t.test('rotating an expired token is a 409', async (t) => {
     const expired = await seedToken(app, 'alice', { name: 'expired', expires_in: 60 })
     await sql('update access_tokens set expires_at = now() - interval \'1 second\' where id = ?', [expired.id])
-    assertProblem(t, await rotate(expired.id), 409, 'TESSERA_CONFLICT', 'this token has expired; create a new one instead')
+    assertProblem(t, await rotate(expired.id), 409, 'TESSERA_TOKEN_EXPIRED', 'this token has expired; create a new one instead')
   })
 })
 
 t.test('rotation needs write:tokens and the caller\'s own token id', async (t) => {
   const reader = await seedToken(app, 'alice', { name: 'reader', scopes: ['read:tokens'] })
   const target = await seedToken(app, 'alice', { name: 'target' })
-  assertProblem(t, await rotate(target.id, {}, reader.token), 403, 'TESSERA_FORBIDDEN', 'the token lacks the write:tokens scope')
+  assertProblem(t, await rotate(target.id, {}, reader.token), 403, 'TESSERA_INSUFFICIENT_SCOPE', 'the token lacks the write:tokens scope')
   const bobs = await seedToken(app, 'bob', { name: 'bobs', scopes: ['read:tokens', 'write:tokens'] })
-  assertProblem(t, await rotate(target.id, {}, bobs.token), 404, 'TESSERA_NOT_FOUND', `you have no token with id ${target.id}`)
+  assertProblem(t, await rotate(target.id, {}, bobs.token), 404, 'TESSERA_TOKEN_NOT_FOUND', `you have no token with id ${target.id}`)
   const res = await app.inject({ method: 'POST', url: `/api/v1/tokens/${target.id}/rotate` })
-  assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED')
+  assertProblem(t, res, 401, 'TESSERA_TOKEN_REQUIRED')
   t.equal(res.headers['www-authenticate'], 'Bearer realm="tessera"')
   t.equal(await isActive(target.token), true)
 })

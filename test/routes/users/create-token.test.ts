@@ -1,11 +1,10 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { AuditEvent } from '../../../src/entities/audit-event.js'
 import { isWellFormedToken } from '../../../src/services/token-format.js'
-import { basic, bearer, build, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, seedToken, seedUser } from '../../helper.js'
 
 const PASSWORD = 'correct horse battery'
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const VALID_SCOPES = 'admin introspect read:repository read:tokens write:repository write:tokens'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
@@ -45,12 +44,6 @@ async function waitForAuditEvents (app: FastifyInstance, action: string, where: 
     events = await auditEvents(app, action, where)
   }
   return events
-}
-
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail: string | RegExp): void {
-  t.equal(res.statusCode, status, 'status')
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, detail, instance: String })
 }
 
 // Every validation case below runs against one application; the password rate limits are
@@ -120,13 +113,13 @@ t.test('authentication', async (t) => {
   const before = await countTokens(app)
   t.test('no Authorization header is a 401 with a Basic challenge', async (t) => {
     const res = await createToken(app, 'alice', { name: 'x', scopes: ['read:tokens'] }, { authorization: null })
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED', 'Basic authentication with the user\'s username and password is required')
+    assertProblem(t, res, 401, 'TESSERA_PASSWORD_REQUIRED', 'Basic authentication with the user\'s username and password is required')
     t.equal(res.headers['www-authenticate'], BASIC_CHALLENGE)
   })
 
   t.test('a wrong password is a 401 and an auth.failed audit event', async (t) => {
     const res = await createToken(app, 'alice', { name: 'x', scopes: ['read:tokens'] }, { authorization: basic('alice', 'wrong password') })
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED', 'invalid username or password')
+    assertProblem(t, res, 401, 'TESSERA_INVALID_PASSWORD', 'invalid username or password')
     t.equal(res.headers['www-authenticate'], BASIC_CHALLENGE)
     const events = await waitForAuditEvents(app, 'auth.failed', { target: 'alice' }, 1)
     t.equal(events.length, 1)
@@ -147,30 +140,30 @@ t.test('authentication', async (t) => {
 
   t.test('a user without a password cannot use Basic auth', async (t) => {
     const res = await createToken(app, 'bot', { name: 'x', scopes: ['read:tokens'] }, { authorization: basic('bot', '') })
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED', 'invalid username or password')
+    assertProblem(t, res, 401, 'TESSERA_INVALID_PASSWORD', 'invalid username or password')
     const guessed = await createToken(app, 'bot', { name: 'x', scopes: ['read:tokens'] })
-    assertProblem(t, guessed, 401, 'TESSERA_UNAUTHORIZED', 'invalid username or password')
+    assertProblem(t, guessed, 401, 'TESSERA_INVALID_PASSWORD', 'invalid username or password')
   })
 
   t.test('a suspended user with the right password is a 403', async (t) => {
     const res = await createToken(app, 'mallory', { name: 'x', scopes: ['read:tokens'] })
-    assertProblem(t, res, 403, 'TESSERA_FORBIDDEN', 'the account mallory is suspended')
+    assertProblem(t, res, 403, 'TESSERA_ACCOUNT_SUSPENDED', 'the account mallory is suspended')
   })
 
   t.test('one user\'s credentials on another user\'s path are a 403', async (t) => {
     const res = await createToken(app, 'bob', { name: 'x', scopes: ['read:tokens'] }, { authorization: basic('alice', PASSWORD) })
-    assertProblem(t, res, 403, 'TESSERA_FORBIDDEN', 'the credentials are not those of bob')
+    assertProblem(t, res, 403, 'TESSERA_CREDENTIALS_OF_ANOTHER_USER', 'the credentials are not those of bob')
   })
 
   t.test('a bearer token cannot create tokens', async (t) => {
     const { token } = await seedToken(app, 'alice', { scopes: ['write:tokens'] })
     const res = await createToken(app, 'alice', { name: 'x', scopes: ['read:tokens'] }, { authorization: bearer(token) })
-    assertProblem(t, res, 403, 'TESSERA_FORBIDDEN', /^a token cannot create tokens/)
+    assertProblem(t, res, 403, 'TESSERA_TOKEN_CANNOT_MINT', /^a token cannot create tokens/)
   })
 
   t.test('an unsupported scheme is a 401 with a Basic challenge', async (t) => {
     const res = await createToken(app, 'alice', { name: 'x', scopes: ['read:tokens'] }, { authorization: 'Digest username="alice"' })
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED', /Basic authentication/)
+    assertProblem(t, res, 401, 'TESSERA_PASSWORD_REQUIRED', /Basic authentication/)
     t.equal(res.headers['www-authenticate'], BASIC_CHALLENGE)
   })
 
@@ -183,21 +176,21 @@ t.test('invalid requests are 400 problems that name the field, and write nothing
   const cases: Array<{ title: string, username?: string, payload: unknown, code?: string, detail: string | RegExp }> = [
     { title: 'missing name', payload: { scopes: ['read:tokens'] }, detail: 'body must have required property \'name\'' },
     { title: 'empty name', payload: { name: '', scopes: ['read:tokens'] }, detail: 'body/name must NOT have fewer than 1 characters' },
-    { title: 'a name of only spaces', payload: { name: '   ', scopes: ['read:tokens'] }, code: 'TESSERA_BAD_REQUEST', detail: 'name must be 1–100 characters (not only spaces)' },
+    { title: 'a name of only spaces', payload: { name: '   ', scopes: ['read:tokens'] }, code: 'TESSERA_INVALID_TOKEN_NAME', detail: 'name must be 1–100 characters (not only spaces)' },
     { title: 'a name over 100 characters', payload: { name: 'n'.repeat(101), scopes: ['read:tokens'] }, detail: 'body/name must NOT have more than 100 characters' },
     { title: 'missing scopes', payload: { name: 'x' }, detail: 'body must have required property \'scopes\'' },
     { title: 'an empty scope list', payload: { name: 'x', scopes: [] }, detail: 'body/scopes must NOT have fewer than 1 items' },
     { title: 'an unknown scope', payload: { name: 'x', scopes: ['read:tokens', 'launch:missiles'] }, code: 'TESSERA_INVALID_SCOPE', detail: `unknown scope launch:missiles; valid scopes are: ${VALID_SCOPES}` },
     { title: 'scopes as an object', payload: { name: 'x', scopes: { 'read:tokens': true } }, detail: 'body/scopes must be array' },
-    { title: 'both expires_at and expires_in', payload: { name: 'x', scopes: ['read:tokens'], expires_at: new Date(Date.now() + 3600_000).toISOString(), expires_in: 3600 }, code: 'TESSERA_BAD_REQUEST', detail: 'give either expires_at or expires_in, not both' },
-    { title: 'expires_at in the past', payload: { name: 'x', scopes: ['read:tokens'], expires_at: new Date(Date.now() - 60_000).toISOString() }, code: 'TESSERA_BAD_REQUEST', detail: 'expires_at must be in the future' },
+    { title: 'both expires_at and expires_in', payload: { name: 'x', scopes: ['read:tokens'], expires_at: new Date(Date.now() + 3600_000).toISOString(), expires_in: 3600 }, code: 'TESSERA_EXPIRY_CONFLICT', detail: 'give either expires_at or expires_in, not both' },
+    { title: 'expires_at in the past', payload: { name: 'x', scopes: ['read:tokens'], expires_at: new Date(Date.now() - 60_000).toISOString() }, code: 'TESSERA_EXPIRY_IN_PAST', detail: 'expires_at must be in the future' },
     { title: 'expires_at that is not a date', payload: { name: 'x', scopes: ['read:tokens'], expires_at: 'next tuesday' }, detail: /^body\/expires_at must match format "date-time"/ },
     { title: 'expires_in of 0', payload: { name: 'x', scopes: ['read:tokens'], expires_in: 0 }, detail: 'body/expires_in must be >= 1' },
     { title: 'a negative expires_in', payload: { name: 'x', scopes: ['read:tokens'], expires_in: -60 }, detail: 'body/expires_in must be >= 1' },
     { title: 'a fractional expires_in', payload: { name: 'x', scopes: ['read:tokens'], expires_in: 1.5 }, detail: 'body/expires_in must be integer' },
-    { title: 'a lifetime beyond TOKEN_MAX_LIFETIME', payload: { name: 'x', scopes: ['read:tokens'], expires_in: 31536000 + 60 }, code: 'TESSERA_BAD_REQUEST', detail: 'the token lifetime exceeds the maximum of 31536000 seconds' },
-    { title: 'an expires_at beyond TOKEN_MAX_LIFETIME', payload: { name: 'x', scopes: ['read:tokens'], expires_at: new Date(Date.now() + (31536000 + 60) * 1000).toISOString() }, code: 'TESSERA_BAD_REQUEST', detail: 'the token lifetime exceeds the maximum of 31536000 seconds' },
-    { title: 'a token that never expires while a maximum lifetime is set', payload: { name: 'x', scopes: ['read:tokens'], expires_at: null }, code: 'TESSERA_BAD_REQUEST', detail: 'tokens must expire on this server: the maximum lifetime is 31536000 seconds' },
+    { title: 'a lifetime beyond TOKEN_MAX_LIFETIME', payload: { name: 'x', scopes: ['read:tokens'], expires_in: 31536000 + 60 }, code: 'TESSERA_LIFETIME_TOO_LONG', detail: 'the token lifetime exceeds the maximum of 31536000 seconds' },
+    { title: 'an expires_at beyond TOKEN_MAX_LIFETIME', payload: { name: 'x', scopes: ['read:tokens'], expires_at: new Date(Date.now() + (31536000 + 60) * 1000).toISOString() }, code: 'TESSERA_LIFETIME_TOO_LONG', detail: 'the token lifetime exceeds the maximum of 31536000 seconds' },
+    { title: 'a token that never expires while a maximum lifetime is set', payload: { name: 'x', scopes: ['read:tokens'], expires_at: null }, code: 'TESSERA_EXPIRY_REQUIRED', detail: 'tokens must expire on this server: the maximum lifetime is 31536000 seconds' },
     { title: 'an unknown extra property', payload: { name: 'x', scopes: ['read:tokens'], owner: 'root' }, detail: 'body must NOT have additional properties (owner)' },
     { title: 'a username starting with a dash', username: '-bad', payload: { name: 'x', scopes: ['read:tokens'] }, detail: /^params\/username must match pattern/ },
     { title: 'a username of 41 characters', username: 'a'.repeat(41), payload: { name: 'x', scopes: ['read:tokens'] }, detail: 'params/username must NOT have more than 40 characters' }
@@ -237,7 +230,7 @@ t.test('a body larger than BODY_LIMIT is a 413 problem', async (t) => {
 t.test('a non-admin asking for the admin scope is a 403', async (t) => {
   const before = await countTokens(app)
   const res = await createToken(app, 'alice', { name: 'wannabe', scopes: ['read:tokens', 'admin'] })
-  assertProblem(t, res, 403, 'TESSERA_FORBIDDEN', 'only administrators may hold a token with the admin scope')
+  assertProblem(t, res, 403, 'TESSERA_ADMIN_SCOPE_FORBIDDEN', 'only administrators may hold a token with the admin scope')
   t.equal(await countTokens(app), before)
 })
 
@@ -245,7 +238,7 @@ t.test('a name already taken by a live token is a 409', async (t) => {
   t.equal((await createToken(app, 'bob', { name: 'laptop', scopes: ['read:tokens'] })).statusCode, 201)
   const before = await countTokens(app)
   const res = await createToken(app, 'bob', { name: ' laptop ', scopes: ['read:repository'] })
-  assertProblem(t, res, 409, 'TESSERA_CONFLICT', 'a live token named "laptop" already exists for bob')
+  assertProblem(t, res, 409, 'TESSERA_TOKEN_NAME_TAKEN', 'a live token named "laptop" already exists for bob')
   t.equal(await countTokens(app), before)
   const other = await createToken(app, 'alice', { name: 'laptop', scopes: ['read:tokens'] })
   t.equal(other.statusCode, 201, 'another user may use the same name')

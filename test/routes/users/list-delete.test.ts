@@ -1,19 +1,12 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { basic, bearer, build, form, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, introspect, seedApplication, seedToken, seedUser } from '../../helper.js'
 
 const PASSWORD = 'correct horse battery'
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 const BASIC_CHALLENGE = 'Basic realm="tessera", charset="UTF-8"'
 const BASE = 'http://localhost:80'
 
 interface View { id: string, name: string, state: string, [field: string]: unknown }
-
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, detail?: string | RegExp): void {
-  t.equal(res.statusCode, status, 'status')
-  t.equal(res.headers['content-type'], PROBLEM_JSON, 'problem+json')
-  t.match(res.json(), { type: 'about:blank', status, code, ...(detail !== undefined ? { detail } : {}) })
-}
 
 async function list (app: FastifyInstance, username: string, authorization: string, query = ''): Promise<LightMyRequestResponse> {
   return await app.inject({ method: 'GET', url: `/api/v1/users/${username}/tokens${query}`, headers: { authorization } })
@@ -29,15 +22,7 @@ const sql = async <T = unknown>(query: string, params: unknown[] = []): Promise<
 const resourceServer = await seedApplication(app, ['introspect'])
 
 async function isActive (token: string): Promise<boolean> {
-  const request = form({ token })
-  const res = await app.inject({
-    method: 'POST',
-    url: '/oauth/introspect',
-    payload: request.payload,
-    headers: { ...request.headers, authorization: basic(resourceServer.clientId, resourceServer.clientSecret) }
-  })
-  if (res.statusCode !== 200) throw new Error(`introspection answered ${res.statusCode}: ${res.body}`)
-  return (res.json() as { active: boolean }).active
+  return (await introspect(app, token, basic(resourceServer.clientId, resourceServer.clientSecret))).active as boolean
 }
 
 async function idsOf (username: string): Promise<string[]> {
@@ -109,31 +94,31 @@ t.test('listing, Forgejo style', async (t) => {
   })
 
   t.test('another user\'s token is a 403', async (t) => {
-    assertProblem(t, await list(app, 'carol', bearer(davesToken.token)), 403, 'TESSERA_FORBIDDEN', 'the token does not belong to carol')
+    assertProblem(t, await list(app, 'carol', bearer(davesToken.token)), 403, 'TESSERA_TOKEN_OF_ANOTHER_USER', 'the token does not belong to carol')
   })
 
   t.test('another user\'s password is a 403', async (t) => {
-    assertProblem(t, await list(app, 'carol', basic('dave', PASSWORD)), 403, 'TESSERA_FORBIDDEN', 'the credentials are not those of carol')
+    assertProblem(t, await list(app, 'carol', basic('dave', PASSWORD)), 403, 'TESSERA_CREDENTIALS_OF_ANOTHER_USER', 'the credentials are not those of carol')
   })
 
   t.test('a wrong password is a 401 with a Basic challenge', async (t) => {
     const res = await list(app, 'carol', basic('carol', 'wrong horse'))
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED', 'invalid username or password')
+    assertProblem(t, res, 401, 'TESSERA_INVALID_PASSWORD', 'invalid username or password')
     t.equal(res.headers['www-authenticate'], BASIC_CHALLENGE)
   })
 
   t.test('no credentials is a 401', async (t) => {
     const res = await app.inject({ method: 'GET', url: '/api/v1/users/carol/tokens' })
-    assertProblem(t, res, 401, 'TESSERA_UNAUTHORIZED')
+    assertProblem(t, res, 401, 'TESSERA_PASSWORD_REQUIRED')
     t.equal(res.headers['www-authenticate'], BASIC_CHALLENGE)
   })
 
   t.test('a token without read:tokens is a 403; a dead one a 401', async (t) => {
     const repoOnly = await seedToken(app, 'carol', { name: 'repo-only', scopes: ['read:repository'] })
-    assertProblem(t, await list(app, 'carol', bearer(repoOnly.token)), 403, 'TESSERA_FORBIDDEN', 'the token lacks the read:tokens scope')
+    assertProblem(t, await list(app, 'carol', bearer(repoOnly.token)), 403, 'TESSERA_INSUFFICIENT_SCOPE', 'the token lacks the read:tokens scope')
     await sql('update access_tokens set revoked_at = now() where id = ?', [repoOnly.id])
     const garbled = `${carolReader.token.slice(0, -4)}AAAA`
-    assertProblem(t, await list(app, 'carol', bearer(garbled)), 401, 'TESSERA_UNAUTHORIZED', 'the bearer token is invalid, expired or revoked')
+    assertProblem(t, await list(app, 'carol', bearer(garbled)), 401, 'TESSERA_INVALID_TOKEN', 'the access token is invalid, expired or revoked')
   })
 })
 
@@ -171,22 +156,22 @@ t.test('deleting, by id or else by name', async (t) => {
   })
 
   t.test('an unknown id or name is a 404, and so is a token already revoked', async (t) => {
-    assertProblem(t, await remove(app, 'erin', 'no-such-token', erinBasic), 404, 'TESSERA_NOT_FOUND', 'erin has no token with id or name "no-such-token"')
-    assertProblem(t, await remove(app, 'erin', '0190aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee', erinBasic), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await remove(app, 'erin', 'no-such-token', erinBasic), 404, 'TESSERA_USER_TOKEN_NOT_FOUND', 'erin has no token with id or name "no-such-token"')
+    assertProblem(t, await remove(app, 'erin', '0190aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee', erinBasic), 404, 'TESSERA_USER_TOKEN_NOT_FOUND')
     const once = await seedToken(app, 'erin', { name: 'once' })
     t.equal((await remove(app, 'erin', once.id, erinBasic)).statusCode, 204)
-    assertProblem(t, await remove(app, 'erin', once.id, erinBasic), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await remove(app, 'erin', once.id, erinBasic), 404, 'TESSERA_USER_TOKEN_NOT_FOUND')
   })
 
   t.test('another user\'s token id is a 404 on one\'s own path, and leaves it alone', async (t) => {
-    assertProblem(t, await remove(app, 'erin', davesToken.id, erinBasic), 404, 'TESSERA_NOT_FOUND')
+    assertProblem(t, await remove(app, 'erin', davesToken.id, erinBasic), 404, 'TESSERA_USER_TOKEN_NOT_FOUND')
     t.equal(await isActive(davesToken.token), true)
   })
 
   t.test('a value that is one token\'s id and another token\'s name is a 422; neither is touched', async (t) => {
     const a = await seedToken(app, 'erin', { name: 'token-a' })
     const b = await seedToken(app, 'erin', { name: a.id })
-    assertProblem(t, await remove(app, 'erin', a.id, erinBasic), 422, 'TESSERA_UNPROCESSABLE', `"${a.id}" is ambiguous: it is one token's id and another token's name; use the id of the token you mean`)
+    assertProblem(t, await remove(app, 'erin', a.id, erinBasic), 422, 'TESSERA_AMBIGUOUS_TOKEN_REFERENCE', `"${a.id}" is ambiguous: it is one token's id and another token's name; use the id of the token you mean`)
     t.equal(await isActive(a.token), true)
     t.equal(await isActive(b.token), true)
     t.equal((await remove(app, 'erin', b.id, erinBasic)).statusCode, 204, 'b by its own id')
@@ -198,24 +183,24 @@ t.test('deleting, by id or else by name', async (t) => {
     const old = await seedToken(app, 'erin', { name: 'ci', expires_in: 60 })
     await sql('update access_tokens set expires_at = now() - interval \'1 minute\' where id = ?', [old.id])
     const live = await seedToken(app, 'erin', { name: 'ci' })
-    assertProblem(t, await remove(app, 'erin', 'ci', erinBasic), 422, 'TESSERA_UNPROCESSABLE', '"ci" names 2 tokens (some expired); delete by id instead')
+    assertProblem(t, await remove(app, 'erin', 'ci', erinBasic), 422, 'TESSERA_TOKEN_REFERENCE_NAMES_SEVERAL', '"ci" names 2 tokens (some expired); delete by id instead')
     t.equal(await isActive(live.token), true)
   })
 
   t.test('a token without write:tokens, another user\'s token, or no credentials cannot delete', async (t) => {
     const target = await seedToken(app, 'erin', { name: 'kept' })
-    assertProblem(t, await remove(app, 'erin', target.id, bearer(reader.token)), 403, 'TESSERA_FORBIDDEN', 'the token lacks the write:tokens scope')
-    assertProblem(t, await remove(app, 'erin', target.id, bearer(davesToken.token)), 403, 'TESSERA_FORBIDDEN', 'the token does not belong to erin')
-    assertProblem(t, await remove(app, 'erin', target.id, basic('erin', 'wrong horse')), 401, 'TESSERA_UNAUTHORIZED')
+    assertProblem(t, await remove(app, 'erin', target.id, bearer(reader.token)), 403, 'TESSERA_INSUFFICIENT_SCOPE', 'the token lacks the write:tokens scope')
+    assertProblem(t, await remove(app, 'erin', target.id, bearer(davesToken.token)), 403, 'TESSERA_TOKEN_OF_ANOTHER_USER', 'the token does not belong to erin')
+    assertProblem(t, await remove(app, 'erin', target.id, basic('erin', 'wrong horse')), 401, 'TESSERA_INVALID_PASSWORD')
     const anonymous = await app.inject({ method: 'DELETE', url: `/api/v1/users/erin/tokens/${target.id}` })
-    assertProblem(t, anonymous, 401, 'TESSERA_UNAUTHORIZED')
+    assertProblem(t, anonymous, 401, 'TESSERA_PASSWORD_REQUIRED')
     t.equal(await isActive(target.token), true)
   })
 
   t.test('a token may delete itself', async (t) => {
     const self = await seedToken(app, 'erin', { name: 'self', scopes: ['write:tokens'] })
     t.equal((await remove(app, 'erin', 'self', bearer(self.token))).statusCode, 204)
-    assertProblem(t, await list(app, 'erin', bearer(self.token)), 401, 'TESSERA_UNAUTHORIZED')
+    assertProblem(t, await list(app, 'erin', bearer(self.token)), 401, 'TESSERA_INVALID_TOKEN')
   })
 })
 
@@ -238,7 +223,7 @@ t.test('with BASIC_AUTH_ENABLED=false, Basic is refused but the owner\'s token s
   const anonymous = await sso.inject({ method: 'GET', url: '/api/v1/users/gus/tokens' })
   t.equal(anonymous.statusCode, 401)
   t.equal(anonymous.headers['www-authenticate'], 'Bearer realm="tessera"')
-  t.equal(anonymous.json().detail, "this route needs one of gus's tokens with the read:tokens scope")
+  t.equal(anonymous.json().detail, "this route needs one of gus's tokens with the read:tokens scope in the Authorization header")
 })
 
 t.test('password attempts are rate-limited; token use is not counted', async (t) => {

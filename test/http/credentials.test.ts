@@ -1,5 +1,6 @@
 import t from 'tap'
-import { bearerChallenge, parseAuthorization } from '../../plugins/app/authentication.js'
+import { formatChallenge } from '../../src/http/challenge.js'
+import { formDecode, parseAuthorization } from '../../src/http/credentials.js'
 
 function base64 (text: string): string {
   return Buffer.from(text, 'utf8').toString('base64')
@@ -74,17 +75,33 @@ t.test('parseAuthorization', async (t) => {
   })
 })
 
-t.test('bearerChallenge', async (t) => {
+t.test('formatChallenge', async (t) => {
   t.test('without an error it is the bare realm', async (t) => {
-    t.equal(bearerChallenge(), 'Bearer realm="tessera"')
+    t.equal(formatChallenge({ scheme: 'Bearer' }), 'Bearer realm="tessera"')
   })
 
   t.test('with an error and a description it names both', async (t) => {
-    t.equal(bearerChallenge('invalid_token', 'The access token is invalid'), 'Bearer realm="tessera", error="invalid_token", error_description="The access token is invalid"')
-    t.equal(bearerChallenge('insufficient_scope'), 'Bearer realm="tessera", error="insufficient_scope"')
+    t.equal(formatChallenge({ scheme: 'Bearer', error: 'invalid_token', description: 'The access token is invalid' }), 'Bearer realm="tessera", error="invalid_token", error_description="The access token is invalid"')
+    t.equal(formatChallenge({ scheme: 'Bearer', error: 'insufficient_scope' }), 'Bearer realm="tessera", error="insufficient_scope"')
   })
 
-  t.test('quotes and backslashes cannot break out of the quoted description', async (t) => {
-    t.equal(bearerChallenge('invalid_request', 'say "hi" \\ bye'), 'Bearer realm="tessera", error="invalid_request", error_description="say hi  bye"')
+  t.test('insufficient_scope names the scope the resource needs (RFC 6750 §3)', async (t) => {
+    t.equal(formatChallenge({ scheme: 'Bearer', error: 'insufficient_scope', description: 'Requires the admin scope', scope: 'admin' }),
+      'Bearer realm="tessera", error="insufficient_scope", error_description="Requires the admin scope", scope="admin"')
   })
+
+  t.test('quotes, backslashes and control characters cannot break out of the quoted values', async (t) => {
+    t.equal(formatChallenge({ scheme: 'Bearer', error: 'invalid_request', description: 'say "hi" \\ bye\r\n' }), 'Bearer realm="tessera", error="invalid_request", error_description="say hi  bye"')
+    t.equal(formatChallenge({ scheme: 'Bearer', error: 'insufficient_scope', scope: 'a"b' }), 'Bearer realm="tessera", error="insufficient_scope", scope="ab"')
+  })
+
+  t.test('Basic is always the bare realm with its charset (RFC 7617 §2.1)', async (t) => {
+    t.equal(formatChallenge({ scheme: 'Basic' }), 'Basic realm="tessera", charset="UTF-8"')
+  })
+})
+
+t.test('formDecode undoes the form-urlencoding of Basic client credentials (RFC 6749 §2.3.1)', async (t) => {
+  t.equal(formDecode('plain-id'), 'plain-id')
+  t.equal(formDecode('a%2Bb+c'), 'a+b c')
+  t.equal(formDecode('bad%E0%A4%A'), null, 'a broken escape is not a credential')
 })

@@ -1,0 +1,42 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { Errors } from '../../src/errors.js'
+import { authorizationOf } from '../../src/http/credentials.js'
+import type { ValidationEndpoint } from '../../src/services/counters.js'
+import type { TokenRecord } from '../../src/services/token-resolver.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The live bearer token the request authenticated with (set by requireBearer). */
+    token: TokenRecord | null
+  }
+  interface FastifyInstance {
+    /**
+     * The one bearer step, for every route that takes a bearer token: parses the Authorization
+     * header (401 with a bare challenge when it carries none, RFC 6750 §3.1), resolves the token
+     * (cache, then database; 401 invalid_token unless it is active), counts the outcome under
+     * `endpoint` in the validation metrics, records the token's use, and sets `request.token`.
+     * A database failure propagates (503): an unknown token is never taken for a live one.
+     */
+    requireBearer: (request: FastifyRequest, endpoint: ValidationEndpoint) => Promise<TokenRecord>
+  }
+}
+
+export default fp(async function bearer (fastify) {
+  const { resolver, counters } = fastify.services
+  const { usage } = fastify
+  fastify.decorateRequest('token', null)
+
+  fastify.decorate('requireBearer', async function requireBearer (request: FastifyRequest, endpoint: ValidationEndpoint): Promise<TokenRecord> {
+    const authorization = authorizationOf(request)
+    if (authorization === null) throw new Errors.TokenRequired('a bearer token')
+    if (authorization.scheme === 'malformed') throw new Errors.MalformedAuthorization()
+    if (authorization.scheme !== 'bearer') throw new Errors.BearerSchemeRequired()
+    const token = await counters.outcome(endpoint, resolver.resolve(authorization.token))
+    if (token === null) throw new Errors.InvalidToken()
+    // The address of the token's holder: under TRUST_PROXY, the first X-Forwarded-For entry.
+    usage.record(token.id, request.ip)
+    request.token = token
+    return token
+  })
+}, { name: 'bearer', dependencies: ['services', 'usage', 'authentication'] })

@@ -1,0 +1,125 @@
+import type { MikroORM } from '@mikro-orm/postgresql'
+import type pg from 'pg'
+import type { ClientRow } from './client-auth.js'
+import { effectiveScopes } from './scopes.js'
+import type { TokenRecord } from './token-resolver.js'
+
+/** A token row as the hot path reads it: the token, its owner's state and its application's client_id. */
+export interface TokenRow {
+  id: string
+  name: string
+  scopes: string[]
+  audience: string[] | null
+  user_id: string | null
+  username: string | null
+  suspended_at: Date | string | null
+  application_id: string
+  client_id: string
+  created_at: Date | string
+  expires_at: Date | string | null
+  revoked_at: Date | string | null
+}
+
+/** The single statement behind a cache miss: one unique-index probe plus two primary-key joins. */
+const TOKEN_LOOKUP = {
+  name: 'tessera_token_lookup',
+  text: `select t.id, t.name, t.scopes, t.audience, t.user_id, u.username, u.suspended_at,
+  t.application_id, a.client_id, t.created_at, t.expires_at, t.revoked_at
+  from access_tokens t
+  join applications a on a.id = t.application_id
+  left join users u on u.id = t.user_id
+  where t.digest = $1`
+}
+
+/** The application behind a client_id, with its secret's hash (ClientAuthenticator verifies it). */
+const CLIENT_LOOKUP = {
+  name: 'tessera_client_lookup',
+  text: `select id, client_id, name, client_secret_hash, scopes, introspection_audiences, introspection_scopes
+  from applications where client_id = $1`
+}
+
+export function recordFromRow (row: TokenRow): TokenRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    scopes: row.scopes,
+    effectiveScope: effectiveScopes(row.scopes).join(' '),
+    audience: row.audience !== null && row.audience.length > 0 ? row.audience : null,
+    userId: row.user_id,
+    username: row.username,
+    applicationId: row.application_id,
+    clientId: row.client_id,
+    createdAt: Math.floor(new Date(row.created_at).getTime() / 1000),
+    expiresAt: row.expires_at === null ? null : new Date(row.expires_at).getTime(),
+    revoked: row.revoked_at !== null,
+    // A token with an owner is only as alive as its owner; the join yields null once deleted.
+    ownerActive: row.user_id === null || (row.username !== null && row.suspended_at === null)
+  }
+}
+
+/**
+ * The hot path's reads, straight on the `pg` pool under MikroORM (no unit of work, no query
+ * builder): a token by digest, a client by client_id, and the readiness probe. Each statement
+ * carries a client-side timeout (DATABASE_TIMEOUT_MS), and `pg-pool` discards a connection
+ * whose statement failed, so a database that stops answering costs a request at most that long
+ * (for a free connection, then for the answer) and never leaves a stuck connection in the pool.
+ * The lookups are named, so each connection prepares them once.
+ */
+export class TokenStore {
+  readonly #orm: MikroORM
+  readonly #embedded: boolean
+  readonly #timeout: number
+  #pool: pg.Pool | undefined
+
+  constructor (options: { orm: MikroORM, embedded: boolean, timeout: number }) {
+    this.#orm = options.orm
+    this.#embedded = options.embedded
+    this.#timeout = options.timeout
+  }
+
+  /** The record of the token stored under `digest`, whatever its state; null when there is none. */
+  async token (digest: string): Promise<TokenRecord | null> {
+    const [row] = await this.#query<TokenRow>(TOKEN_LOOKUP, [digest])
+    return row !== undefined ? recordFromRow(row) : null
+  }
+
+  /** The application with this client_id, secret hash included; null when there is none. */
+  async client (clientId: string): Promise<ClientRow | null> {
+    const [row] = await this.#query<ClientRow>(CLIENT_LOOKUP, [clientId])
+    return row ?? null
+  }
+
+  /** One round trip, for readiness. */
+  async ping (): Promise<void> {
+    await this.#query({ text: 'select 1' }, [])
+  }
+
+  /** Announces `payload` on a PostgreSQL channel (cache invalidations for the other replicas). */
+  async notify (channel: string, payload: string): Promise<void> {
+    await this.#query({ text: 'select pg_notify($1, $2)' }, [channel, payload])
+  }
+
+  /** MikroORM's `pg` pool, followed across reconnections (it makes a new one after close()). */
+  async pool (): Promise<pg.Pool> {
+    if (this.#pool === undefined || this.#pool.ending) {
+      this.#pool = await this.#orm.em.getConnection().getNativeClient()
+      if (this.#embedded) this.#pool.on('connect', forgetPreparedStatements)
+    }
+    return this.#pool
+  }
+
+  async #query<T> (statement: { name?: string, text: string }, values: unknown[]): Promise<T[]> {
+    const result = await (await this.pool()).query({ ...statement, values, query_timeout: this.#timeout } as pg.QueryConfig)
+    return result.rows as T[]
+  }
+}
+
+/**
+ * PGlite has one session for all its connections: a statement prepared by a connection since
+ * replaced still exists there, and the new connection's PREPARE of the same name would fail
+ * (42P05). The embedded pool holds one connection at a time, so a new one starts by dropping
+ * them; its own queries queue behind this one.
+ */
+function forgetPreparedStatements (client: pg.PoolClient): void {
+  client.query('deallocate all').catch(() => {})
+}
