@@ -1,5 +1,6 @@
 import { defineConfig, PostgreSqlDriver, type Options } from '@mikro-orm/postgresql'
 import { Migrator } from '@mikro-orm/migrations'
+import { poolClientOptions } from './src/db/deadlines.js'
 import { entities } from './src/entities/index.js'
 import { migrationsList } from './src/migrations/index.js'
 
@@ -7,10 +8,18 @@ export interface OrmSettings {
   clientUrl: string
   poolMax: number
   /**
-   * Milliseconds to wait for a connection (a free one from the pool, or a new one) before failing,
-   * so a dead database fails requests quickly instead of queueing them (default 5000).
+   * DATABASE_TIMEOUT_MS: how long to wait for a connection (a free one from the pool, or a new
+   * one) and, with `statementDeadlines`, for each statement, so a dead or partitioned database
+   * fails requests quickly instead of holding them and the pool's connections.
    */
-  connectTimeout?: number
+  timeout: number
+  /**
+   * Bound every statement (the server). The CLI does not: `tessera migrate` may run a statement
+   * longer than a request's (an index on a large table); it still connects within `timeout`.
+   */
+  statementDeadlines: boolean
+  /** The embedded PGlite, which enforces no server-side timeout (see DeadlineSettings.serverSide). */
+  embedded: boolean
 }
 
 /**
@@ -26,11 +35,8 @@ export function createOrmConfig (settings: OrmSettings): Options {
     // Entities are only used through forked entity managers; the global one stays clean.
     allowGlobalContext: false,
     pool: { min: 0, max: settings.poolMax, idleTimeoutMillis: 30000 },
-    driverOptions: {
-      connectionTimeoutMillis: settings.connectTimeout ?? 5000,
-      // Notice a peer that vanished without closing the connection (a partition, a killed host).
-      keepAlive: true
-    },
+    // Connect timeout, keepalive, and (statementDeadlines) each statement's deadline, client- and server-side.
+    driverOptions: poolClientOptions({ timeout: settings.timeout, statements: settings.statementDeadlines, serverSide: !settings.embedded }),
     migrations: {
       migrationsList,
       tableName: 'tessera_migrations',

@@ -11,7 +11,8 @@ export const EnvSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
   PUBLIC_URL: Type.String({ default: '', pattern: '^(https?://[^\\s/?#]+(/[^\\s?#]*)?)?$' }),
-  TRUST_PROXY: Type.Boolean({ default: false }),
+  // true, false, a number of proxy hops, or the proxies' addresses / CIDR ranges, comma-separated (checked in src/config.ts).
+  TRUST_PROXY: Type.String({ default: 'false' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)), { default: 'info' }),
   BODY_LIMIT: Type.Integer({ default: 16384, minimum: 1024, maximum: 1048576 }),
 
@@ -27,6 +28,8 @@ export const EnvSchema = Type.Object({
   TOKEN_MAX_LIFETIME: Type.Integer({ default: 31536000, minimum: 0 }),
   CLIENT_CREDENTIALS_TOKEN_LIFETIME: Type.Integer({ default: 3600, minimum: 60 }),
   SCOPES: Type.String({ default: '' }),
+  // Who may hold a personal token with the introspect scope; applications always may.
+  PERSONAL_INTROSPECT_TOKENS: Type.Union([Type.Literal('admins'), Type.Literal('everyone'), Type.Literal('nobody')], { default: 'admins' }),
   TOKEN_ROTATION_MAX_GRACE: Type.Integer({ default: 86400, minimum: 0, maximum: 2592000 }),
   TOKEN_RETENTION: Type.Integer({ default: 0, minimum: 0 }),
   TOKEN_SWEEP_INTERVAL: Type.Integer({ default: 3600, minimum: 10, maximum: 86400 }),
@@ -56,7 +59,10 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_WINDOW: Type.Integer({ default: 60, minimum: 1, maximum: 86400 }),
   RATE_LIMIT_PASSWORD_PER_USER: Type.Integer({ default: 10, minimum: 1 }),
   RATE_LIMIT_PASSWORD_PER_IP: Type.Integer({ default: 30, minimum: 1 }),
-  RATE_LIMIT_INTROSPECT_PER_CLIENT: Type.Integer({ default: 600000, minimum: 1 })
+  RATE_LIMIT_INTROSPECT_PER_CLIENT: Type.Integer({ default: 600000, minimum: 1 }),
+  // Failed client authentications per address (checked before argon2) and per client_id (past it, failures answer 429).
+  RATE_LIMIT_CLIENT_FAILURES_PER_IP: Type.Integer({ default: 30, minimum: 1 }),
+  RATE_LIMIT_CLIENT_FAILURES_PER_CLIENT: Type.Integer({ default: 300, minimum: 1 })
 })
 
 export type Env = Static<typeof EnvSchema>

@@ -40,7 +40,8 @@ export const TokenInfo = Type.Object({
   application: Type.Object({ uid: Type.String({ description: 'client_id' }) }),
   created_at: UnixSeconds,
   scopes: Type.Array(Type.String(), { description: 'Pre-5.x Doorkeeper name of `scope`' }),
-  expires_in_seconds: Type.Union([Type.Integer(), Type.Null()], { description: 'Pre-5.x Doorkeeper name of `expires_in`' })
+  expires_in_seconds: Type.Union([Type.Integer(), Type.Null()], { description: 'Pre-5.x Doorkeeper name of `expires_in`' }),
+  aud: Type.Optional(Type.Array(Type.String(), { description: 'The audiences the token is limited to; absent for an unrestricted token' }))
 }, { $id: 'TokenInfo', title: 'TokenInfo', description: 'Doorkeeper-style token info' })
 
 export const RevokeBody = Type.Object({

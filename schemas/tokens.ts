@@ -17,7 +17,7 @@ export const Audience = Type.Array(Type.String({ minLength: 1, maxLength: 255 })
 })
 
 export const CreateTokenBody = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 100, description: 'Unique among the owner\'s live tokens' }),
+  name: Type.String({ minLength: 1, maxLength: 100, description: 'Unique among the owner\'s live tokens; NFC-normalised, trimmed, and refused (400) with control or invisible formatting characters (bidi overrides, zero-width)' }),
   scopes: ScopeList,
   audience: Type.Optional(Type.Union([Audience, Type.Null()])),
   expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {

@@ -46,7 +46,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   const { config } = options
 
   // 1. plugins/external
-  await fastify.register(orm, { clientUrl: options.databaseUrl, poolMax: config.embeddedDatabase ? 1 : config.DATABASE_POOL_MAX, connectTimeout: config.DATABASE_TIMEOUT_MS, migrate: options.migrate ?? true })
+  await fastify.register(orm, { clientUrl: options.databaseUrl, poolMax: config.embeddedDatabase ? 1 : config.DATABASE_POOL_MAX, timeout: config.DATABASE_TIMEOUT_MS, embedded: config.embeddedDatabase, migrate: options.migrate ?? true })
   await fastify.register(formbody)
   await fastify.register(rateLimit)
   await fastify.register(swagger, { publicUrl: config.publicUrl, version: VERSION })

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import envSchema from 'env-schema'
 import { MIN_PASSWORD_LENGTH } from '../schemas/common.js'
 import { EnvSchema, type Env } from '../schemas/env.js'
@@ -8,7 +9,11 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
-export interface Config extends Env {
+/** Fastify's trustProxy: trust every proxy, none, this many hops, or these addresses and ranges. */
+export type TrustProxy = boolean | number | string[]
+
+export interface Config extends Omit<Env, 'TRUST_PROXY'> {
+  TRUST_PROXY: TrustProxy
   /** The public base URL (no trailing slash): the issuer and the base of every absolute link. */
   publicUrl: string
   scopes: ScopeCatalogue
@@ -46,16 +51,44 @@ export function loadConfig (source: Record<string, string | undefined>, options:
     throw new ConfigError('invalid configuration: TOKEN_DEFAULT_LIFETIME must be between 1 and TOKEN_MAX_LIFETIME when TOKEN_MAX_LIFETIME is set')
   }
 
+  const trustProxy = parseTrustProxy(env.TRUST_PROXY)
+
   let scopes: ScopeCatalogue
   try {
-    scopes = ScopeCatalogue.fromConfiguration(env.SCOPES)
+    scopes = ScopeCatalogue.fromConfiguration(env.SCOPES, env.PERSONAL_INTROSPECT_TOKENS)
   } catch (error) {
     throw new ConfigError(`invalid configuration: SCOPES ${(error as Error).message}`)
   }
 
   const publicUrl = (env.PUBLIC_URL !== '' ? env.PUBLIC_URL : `http://${hostForUrl(env.HOST)}:${env.PORT}`).replace(/\/+$/, '')
 
-  return { ...env, publicUrl, scopes, embeddedDatabase: env.DATABASE_URL === '' }
+  return { ...env, TRUST_PROXY: trustProxy, publicUrl, scopes, embeddedDatabase: env.DATABASE_URL === '' }
+}
+
+/** proxy-addr's names for the loopback, link-local and unique-local ranges, which Fastify accepts too. */
+const NAMED_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/**
+ * TRUST_PROXY as Fastify's trustProxy takes it. `true` believes the whole X-Forwarded-For
+ * header, whose first entries the client writes itself; a hop count or the proxies' addresses
+ * make the client's address the one the last trusted proxy saw.
+ */
+function parseTrustProxy (value: string): TrustProxy {
+  const setting = value.trim().toLowerCase()
+  if (setting === 'true') return true
+  if (setting === 'false' || setting === '') return false
+  if (/^[0-9]{1,3}$/.test(setting)) return Number(setting)
+  const entries = setting.split(',').map((entry) => entry.trim())
+  if (entries.every(isProxyRange)) return entries
+  throw new ConfigError(`invalid configuration: TRUST_PROXY must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses or CIDR ranges (got "${value.slice(0, 100)}")`)
+}
+
+function isProxyRange (entry: string): boolean {
+  if (NAMED_RANGES.has(entry)) return true
+  const [address = '', bits, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  return bits === undefined || (/^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
 }
 
 interface SchemaError extends Error {

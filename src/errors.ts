@@ -36,6 +36,8 @@ export interface TesseraError extends Error {
   challenge?: Challenge
   /** A 5xx whose message was written for the client and is safe to show. */
   exposed?: boolean
+  /** Seconds after which a retry may succeed: sent as Retry-After (a 429, a 503). */
+  retryAfter?: number
 }
 
 interface Wire<A extends unknown[]> {
@@ -43,6 +45,7 @@ interface Wire<A extends unknown[]> {
   /** The challenge, fixed or made from the error's arguments. */
   challenge?: Challenge | ((...args: A) => Challenge)
   exposed?: boolean
+  retryAfter?: number
 }
 
 export type TesseraErrorConstructor<A extends unknown[]> = new (...args: A) => TesseraError
@@ -68,6 +71,7 @@ function define<A extends unknown[] = []> (code: string, message: string, status
   if (wire.oauth !== undefined) prototype.oauthError = wire.oauth
   if (challenge !== undefined && typeof challenge !== 'function') prototype.challenge = challenge
   if (wire.exposed === true) prototype.exposed = true
+  if (wire.retryAfter !== undefined) prototype.retryAfter = wire.retryAfter
   return Named
 }
 
@@ -169,9 +173,20 @@ export const Errors = {
 
   // --- Tokens --------------------------------------------------------------------------------
   InvalidTokenName: define('TESSERA_INVALID_TOKEN_NAME', 'name must be 1–100 characters (not only spaces)', 400),
+  /** A token's or an application's name with a control or invisible formatting character (src/services/display-text.ts). */
+  InvalidDisplayText: define<[field: string, codePoint: string]>('TESSERA_INVALID_DISPLAY_TEXT',
+    '%s must not contain control or invisible formatting characters (%s)', 400),
   /** The message comes from the scope catalogue: the unknown scopes and the valid ones. */
   InvalidScope: define<[reason: string]>('TESSERA_INVALID_SCOPE', '%s', 400, { oauth: 'invalid_scope' }),
   AdminScopeForbidden: define('TESSERA_ADMIN_SCOPE_FORBIDDEN', 'only administrators may hold a token with the admin scope', 403),
+  IntrospectScopeForbidden: define<[holders: string]>('TESSERA_INTROSPECT_SCOPE_FORBIDDEN',
+    'only %s may hold a personal token with the introspect scope (PERSONAL_INTROSPECT_TOKENS); applications introspect with their own credentials', 403),
+  /** Rotation hands out a new secret: a token may rotate another only if it could stand in for it. */
+  RotationBeyondCaller: define<[reason: string]>('TESSERA_ROTATION_BEYOND_CALLER',
+    'a token may rotate itself, or another of your tokens that grants nothing it lacks: %s; sign in to the web page to rotate it', 403),
+  /** A token limited to other audiences used on Tessera's own API (whose audience is PUBLIC_URL). */
+  TokenAudienceMismatch: define('TESSERA_TOKEN_AUDIENCE_MISMATCH', 'the access token is limited to other audiences than this server', 401,
+    { oauth: 'invalid_token', challenge: { scheme: 'Bearer', error: 'invalid_token', description: 'The access token is not valid for this server' } }),
   EmptyAudience: define('TESSERA_EMPTY_AUDIENCE', 'audience entries must not be empty', 400),
   ExpiryConflict: define('TESSERA_EXPIRY_CONFLICT', 'give either expires_at or expires_in, not both', 400),
   InvalidExpiry: define('TESSERA_INVALID_EXPIRY', 'expires_at must be an RFC 3339 date-time', 400),
@@ -215,5 +230,8 @@ export const Errors = {
     { oauth: 'invalid_request' }),
   RateLimited: define<[reason: string]>('TESSERA_RATE_LIMITED', '%s', 429, { oauth: 'rate_limited' }),
   DatabaseUnavailable: define('TESSERA_DATABASE_UNAVAILABLE', 'the database is unavailable; try again shortly', 503,
-    { oauth: 'temporarily_unavailable', exposed: true })
+    { oauth: 'temporarily_unavailable', exposed: true }),
+  /** Every argon2 slot and its short queue are taken (PasswordHasher): refused at once rather than queued for seconds. */
+  Busy: define('TESSERA_BUSY', 'the server is busy verifying credentials; retry in a second', 503,
+    { oauth: 'temporarily_unavailable', exposed: true, retryAfter: 1 })
 } as const

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { trustProxyOption } from './http/address.js'
 import { frameworkErrors } from './http/error-reply.js'
+import { logSerializers } from './http/log-serializers.js'
 import { buildValidator } from './http/validation.js'
 import { lazyChildLogger } from './request-logger.js'
 
@@ -34,17 +36,24 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 /** Longest path parameter (a token id or name, a username): longer is a 414 before any route runs. */
 const MAX_PARAM_LENGTH = 200
 
-/** Fastify options shared by server.ts and the tests. */
+/**
+ * Fastify options shared by server.ts and the tests. A test's logger options (a level, a stream)
+ * are laid over the server's, so its logs go through the same redaction and masking serializers.
+ */
 export function serverOptions (config: Config, logger: FastifyServerOptions['logger'] = undefined): FastifyServerOptions {
   return {
-    logger: logger ?? {
-      level: config.LOG_LEVEL,
-      redact: { paths: REDACTED_PATHS, censor: '[redacted]' }
-    },
+    logger: typeof logger === 'boolean'
+      ? logger
+      : {
+          level: config.LOG_LEVEL,
+          redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+          serializers: logSerializers,
+          ...logger
+        },
     // Each request's child logger is made only if the request logs something (src/request-logger.ts).
     childLoggerFactory: lazyChildLogger,
     bodyLimit: config.BODY_LIMIT,
-    trustProxy: config.TRUST_PROXY,
+    trustProxy: trustProxyOption(config.TRUST_PROXY),
     // Accept a sane incoming X-Request-Id (from a gateway) so logs correlate; otherwise make one.
     requestIdHeader: false,
     genReqId: (request) => {

@@ -4,7 +4,7 @@ import type { Application } from './entities/application.js'
 import type { AuditEvent } from './entities/audit-event.js'
 import type { User } from './entities/user.js'
 import { isInternal } from './services/applications.js'
-import { effectiveScopes } from './services/scopes.js'
+import { effectiveScopes, scopesGrantedNow, type Holder, type ScopeCatalogue } from './services/scopes.js'
 import { tokenState } from './services/token-management.js'
 import type { IssuedToken } from './services/tokens.js'
 
@@ -14,17 +14,23 @@ import type { IssuedToken } from './services/tokens.js'
  * once (serializeCreatedToken).
  */
 
-/** A token as listings show it: never its secret or digest. */
-export function toTokenView (token: AccessToken, now = new Date()) {
+/**
+ * A token as listings show it: never its secret or digest. `scopes` as granted; `effective_scopes`
+ * what it grants now (implied scopes, less what its holder may no longer hold).
+ */
+export function toTokenView (token: AccessToken, catalogue: ScopeCatalogue, now = new Date()) {
   const application = wrap(token.application).isInitialized() ? token.application : undefined
   const owner = token.user != null && wrap(token.user).isInitialized() ? token.user : undefined
+  const holder: Holder | null = owner !== undefined
+    ? { kind: 'user', admin: owner.admin }
+    : token.user == null && application !== undefined ? { kind: 'application', scopes: application.scopes } : null
   const lastUsed = token.lastUsedAt?.toISOString() ?? null
   return {
     id: token.id,
     name: token.name,
     scopes: token.scopes,
     scope: token.scopes.join(' '),
-    effective_scopes: effectiveScopes(token.scopes),
+    effective_scopes: holder === null ? effectiveScopes(token.scopes) : scopesGrantedNow(catalogue, token.scopes, holder),
     audience: token.audience ?? null,
     application: { name: application?.name ?? '', client_id: application?.clientId ?? '' },
     owner: owner !== undefined ? { id: owner.id, username: owner.username } : null,

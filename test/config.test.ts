@@ -89,7 +89,7 @@ t.test('a bad variable is a ConfigError whose message names the variable', async
   refuses(t, { SCOPES: 'read:repository Write:Repository' }, 'SCOPES has an invalid scope name "Write:Repository" (lower-case letters, digits, "_", ".", "-", separated by ":")')
   refuses(t, { DATABASE_URL: 'mysql://x' }, 'DATABASE_URL must match pattern "^(postgres(ql)?://.+)?$"')
   refuses(t, { PUBLIC_URL: 'auth.example.com' }, 'PUBLIC_URL must match pattern "^(https?://[^\\s/?#]+(/[^\\s?#]*)?)?$"')
-  refuses(t, { TRUST_PROXY: 'maybe' }, 'TRUST_PROXY must be boolean')
+  refuses(t, { TRUST_PROXY: 'maybe' }, 'TRUST_PROXY must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses or CIDR ranges (got "maybe")')
   refuses(t, { BOOTSTRAP_ADMIN_USERNAME: 'first admin' }, 'BOOTSTRAP_ADMIN_USERNAME must match pattern "^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"')
   refuses(t, { BOOTSTRAP_ADMIN_PASSWORD: 'short' }, 'BOOTSTRAP_ADMIN_PASSWORD must be at least 8 characters (or unset)')
   refuses(t, { DATABASE_TIMEOUT_MS: '99' }, 'DATABASE_TIMEOUT_MS must be >= 100')
@@ -116,6 +116,22 @@ t.test('limits at their boundaries are accepted', async (t) => {
   t.equal(loadConfig({ PORT: '0' }).PORT, 0)
   t.equal(loadConfig({ TOKEN_PREFIX: 'a1' }).TOKEN_PREFIX, 'a1')
   t.match(loadConfig({ BOOTSTRAP_ADMIN_USERNAME: 'ops.admin-1', BOOTSTRAP_ADMIN_PASSWORD: '8 chars!' }), { BOOTSTRAP_ADMIN_USERNAME: 'ops.admin-1', BOOTSTRAP_ADMIN_PASSWORD: '8 chars!' })
+})
+
+t.test('TRUST_PROXY takes true, false, a hop count, or the proxies\' addresses and CIDR ranges', async (t) => {
+  t.equal(loadConfig({ TRUST_PROXY: 'false' }).TRUST_PROXY, false)
+  t.equal(loadConfig({ TRUST_PROXY: 'TRUE' }).TRUST_PROXY, true)
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).TRUST_PROXY, 2)
+  t.strictSame(loadConfig({ TRUST_PROXY: '10.0.0.5' }).TRUST_PROXY, ['10.0.0.5'])
+  t.strictSame(loadConfig({ TRUST_PROXY: '10.0.0.0/8, fd00::/8,loopback' }).TRUST_PROXY, ['10.0.0.0/8', 'fd00::/8', 'loopback'])
+  refuses(t, { TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses or CIDR ranges (got "10.0.0.0/33")')
+  refuses(t, { TRUST_PROXY: '10.0.0.1,' }, 'TRUST_PROXY must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses or CIDR ranges (got "10.0.0.1,")')
+  refuses(t, { TRUST_PROXY: 'proxy.internal' }, 'TRUST_PROXY must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses or CIDR ranges (got "proxy.internal")')
+})
+
+t.test('the failed client authentication limits default to 30 per address and 300 per client', async (t) => {
+  t.match(loadConfig({}), { RATE_LIMIT_CLIENT_FAILURES_PER_IP: 30, RATE_LIMIT_CLIENT_FAILURES_PER_CLIENT: 300 })
+  refuses(t, { RATE_LIMIT_CLIENT_FAILURES_PER_IP: '0' }, 'RATE_LIMIT_CLIENT_FAILURES_PER_IP must be >= 1')
 })
 
 t.test('PUBLIC_URL is used without its trailing slashes', async (t) => {

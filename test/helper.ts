@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import pg from 'pg'
@@ -79,11 +79,20 @@ export async function build (t: TestLike, env: Record<string, string> = {}, opti
   return (await buildWith(t, env, options)).app
 }
 
-export async function buildWith (t: TestLike, env: Record<string, string> = {}, options: { internalApp?: boolean, db?: TestDatabase } = {}): Promise<TestApp> {
+export interface BuildOptions {
+  /** Create the built-in application (default true). */
+  internalApp?: boolean
+  /** A database to reuse (not closed at the end); a fresh one by default. */
+  db?: TestDatabase
+  /** pino options laid over the server's (a level, a stream): to read what the app logs. */
+  logger?: FastifyServerOptions['logger']
+}
+
+export async function buildWith (t: TestLike, env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const db = options.db ?? await createTestDatabase()
   // On a server database the app runs as in production (a real pool); embedded uses one connection.
   const config = loadConfig({ ...TEST_ENV, ...(db.embedded ? {} : { DATABASE_URL: db.url }), ...env })
-  const fastify = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
+  const fastify = Fastify(serverOptions(config, options.logger)).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, { config, databaseUrl: db.url })
   await fastify.ready()
   if (options.internalApp ?? true) await ensureInternalApplication(fastify.orm.em.fork())

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 
@@ -32,9 +32,13 @@ interface RunningServer {
   exited: () => Promise<number | null>
 }
 
-/** Starts `tsx src/server.ts` on the embedded database in `dataDir`; always killed at teardown. */
-function startServer (t: Test, dataDir: string, env: Record<string, string> = {}): RunningServer {
-  const child = spawn(TSX, ['src/server.ts'], {
+/**
+ * Starts `tsx src/server.ts` (or `command`, which runs it) on the embedded database in `dataDir`;
+ * always killed at teardown.
+ */
+function startServer (t: Test, dataDir: string, env: Record<string, string> = {}, command: [string, ...string[]] = [TSX, 'src/server.ts']): RunningServer {
+  const [file, ...args] = command
+  const child = spawn(file, args, {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -114,26 +118,60 @@ t.test('a bad variable makes the server exit with status 78, naming the variable
   t.equal(key.stderr(), 'tessera: invalid configuration: TOKEN_HMAC_KEY must be at least 32 characters (or unset)\n')
 })
 
-t.test('a first start prints the admin credentials once; a later start on the same data prints nothing', async (t) => {
+/** The log lines (JSON) of a server's stdout, parsed. */
+function logLines (stdout: string): Array<Record<string, unknown>> {
+  return stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>)
+}
+
+/** The first-start files in `dir`. */
+function firstStartFiles (dir: string): string[] {
+  return readdirSync(dir).filter((name) => name.startsWith('tessera-first-start-'))
+}
+
+/** Resolves once the file at `path` matches `pattern`, polling; rejects after STEP_TIMEOUT. */
+async function waitForFile (path: string, pattern: RegExp): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + STEP_TIMEOUT
+  for (;;) {
+    const match = existsSync(path) ? readFileSync(path, 'utf8').match(pattern) : null
+    if (match !== null) return match
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(pattern)} in ${path}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+t.test('the first-start banner never reaches stdout, the log stream or a collected stderr: it goes into a 0600 file whose path is logged', async (t) => {
   const dataDir = freshDataDir(t)
 
   // The curl lines use the public URL (PORT=0 binds a free port the banner cannot know in advance).
   const first = startServer(t, dataDir, { PUBLIC_URL: 'https://tessera.test' })
   const [, baseUrl] = await first.waitForOutput(LISTENING)
-  const out = first.stdout()
-  const password = out.match(/^ {2}password: {4}([0-9A-Za-z]{24})$/m)?.[1] ?? ''
-  const token = out.match(/^ {2}admin token: (tsr_[0-9A-Za-z]{38})$/m)?.[1] ?? ''
-  t.match(out, /\nTessera: first start — created the admin user "admin"\.\n/)
-  t.not(password, '', 'prints a generated password')
-  t.not(token, '', 'prints a first admin token')
-  t.match(out, '  These are shown once. Store them now.\n')
-  t.ok(out.includes(`    curl -s https://tessera.test/oauth/token/info -H "Authorization: Bearer ${token}"\n`), 'prints a curl line with the token')
-  t.ok(out.includes(`    curl -s -u 'admin:${password}' -H 'content-type: application/json' \\\n      -d '{"name":"my-first-token","scopes":["read:tokens"]}' https://tessera.test/api/v1/users/admin/tokens\n`), 'prints a curl line with the password')
-  const logLines = out.split('\n').filter((line) => line.startsWith('{'))
-  t.ok(logLines.length > 0)
-  t.equal(logLines.filter((line) => line.includes(token) || line.includes(password)).length, 0, 'the secrets never reach the log')
 
-  // The printed credentials work against the running server.
+  // The log names the file (its path, never its content) at warn level.
+  const notice = logLines(first.stdout()).find((line) => typeof line.file === 'string')
+  t.match(notice, { level: 40, username: 'admin', msg: /^first start: created the admin user "admin"; its password and a first admin token are in .+ \(readable by this user only\)/ })
+  const file = String(notice?.file)
+  t.ok(String(notice?.msg).includes(file), 'the message carries the path too')
+  t.equal(dirname(file), dataDir, 'in DATA_DIR on the embedded database')
+  t.match(file, /\/tessera-first-start-\d{8}T\d{6}Z-[0-9a-f]{8}\.txt$/)
+  t.equal(statSync(file).mode & 0o777, 0o600, 'readable and writable by its owner only')
+
+  const banner = readFileSync(file, 'utf8')
+  const password = banner.match(/^ {2}password: {4}([0-9A-Za-z]{24})$/m)?.[1] ?? ''
+  const token = banner.match(/^ {2}admin token: (tsr_[0-9A-Za-z]{38})$/m)?.[1] ?? ''
+  t.match(banner, /\nTessera: first start — created the admin user "admin"\.\n/)
+  t.not(password, '', 'holds a generated password')
+  t.not(token, '', 'holds a first admin token')
+  t.match(banner, '  These are shown once. Store them now.\n')
+  t.ok(banner.includes(`    curl -s https://tessera.test/oauth/token/info -H "Authorization: Bearer ${token}"\n`), 'a curl line with the token')
+  t.ok(banner.includes(`    curl -s -u 'admin:${password}' -H 'content-type: application/json' \\\n      -d '{"name":"my-first-token","scopes":["read:tokens"]}' https://tessera.test/api/v1/users/admin/tokens\n`), 'a curl line with the password')
+
+  // stdout is the log stream and nothing else; neither it nor stderr (not a terminal) carries a secret.
+  t.ok(first.stdout().split('\n').every((line) => line === '' || line.startsWith('{')), 'stdout holds only JSON log lines')
+  t.notOk(first.stdout().includes(password) || first.stdout().includes(token), 'no secret on stdout')
+  t.notOk(first.stdout().includes('first start —'), 'no banner on stdout')
+  t.equal(first.stderr(), '', 'nothing on a stderr that is not a terminal')
+
+  // The credentials in the file work against the running server.
   const info = await fetch(`${baseUrl}/oauth/token/info`, { headers: { authorization: `Bearer ${token}` } })
   t.equal(info.status, 200)
   t.match(await info.json(), { scope: ['admin', 'introspect', 'write:tokens', 'read:tokens'], application: { uid: 'internal' } })
@@ -145,22 +183,47 @@ t.test('a first start prints the admin credentials once; a later start on the sa
   t.equal(created.status, 201)
 
   t.equal(await stop(first), 0, 'SIGTERM shuts down cleanly')
+  t.notOk(first.stdout().includes(password) || first.stdout().includes(token), 'still no secret on stdout after shutdown')
   t.equal(first.stderr(), '')
 
   const second = startServer(t, dataDir)
   const [, secondUrl] = await second.waitForOutput(LISTENING)
   t.notMatch(second.stdout(), /first start|password|admin token|tsr_/)
+  t.strictSame(firstStartFiles(dataDir), [basename(file)], 'a later start writes no new file')
   const again = await fetch(`${secondUrl}/oauth/token/info`, { headers: { authorization: `Bearer ${token}` } })
   t.equal(again.status, 200, 'the data persisted in DATA_DIR')
   t.equal(await stop(second), 0)
 })
 
-t.test('with BOOTSTRAP_ADMIN_PASSWORD set, the first start prints no password and no token', async (t) => {
-  const server = startServer(t, freshDataDir(t), { BOOTSTRAP_ADMIN_USERNAME: 'root', BOOTSTRAP_ADMIN_PASSWORD: 'a configured password' })
+// util-linux script(1) runs the server on a pseudo-terminal: stderr is a terminal there.
+t.test('on a terminal, the first-start banner goes to stderr and no file is written', { skip: existsSync('/usr/bin/script') ? false : 'needs util-linux script(1)' }, async (t) => {
+  const dataDir = freshDataDir(t)
+  const log = join(dataDir, 'log.json')
+  // stdout (the log) to a file: what script(1) copies out is then stderr alone.
+  const server = startServer(t, dataDir, {}, ['/usr/bin/script', '--quiet', '--return', '--command', `exec '${TSX}' src/server.ts > '${log}'`, '/dev/null'])
+  const [, baseUrl] = await waitForFile(log, LISTENING)
+  const terminal = (await server.waitForOutput(/admin token: (tsr_[0-9A-Za-z]{38})/))
+  const token = terminal[1] ?? ''
+  t.match(server.stdout(), /Tessera: first start — created the admin user "admin"\.\r?\n {2}password: {4}[0-9A-Za-z]{24}\r?\n/)
+  const logged = readFileSync(log, 'utf8')
+  t.notOk(logged.includes(token), 'the token is not in the log')
+  t.match(logLines(logged).find((line) => line.level === 40), { msg: 'first start: created the admin user "admin"; its password and a first admin token were shown once on the terminal' })
+  t.strictSame(firstStartFiles(dataDir), [], 'no file')
+  t.equal((await fetch(`${baseUrl}/oauth/token/info`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+})
+
+t.test('with BOOTSTRAP_ADMIN_PASSWORD set, the first start logs the new admin and shows no password and no token', async (t) => {
+  const dataDir = freshDataDir(t)
+  const server = startServer(t, dataDir, { BOOTSTRAP_ADMIN_USERNAME: 'root', BOOTSTRAP_ADMIN_PASSWORD: 'a configured password' })
   await server.waitForOutput(LISTENING)
   const out = server.stdout()
-  t.match(out, '\nTessera: first start — created the admin user "root".\n  Its password is the one in BOOTSTRAP_ADMIN_PASSWORD;')
+  t.match(logLines(out).find((line) => line.username === 'root'), {
+    level: 30,
+    msg: 'first start: created the admin user "root" with the password in BOOTSTRAP_ADMIN_PASSWORD; create tokens with `tessera token generate` or Basic auth'
+  })
   t.notMatch(out, /password: |admin token|curl|tsr_/)
   t.notOk(out.includes('a configured password'))
+  t.strictSame(firstStartFiles(dataDir), [], 'no file')
   t.equal(await stop(server), 0)
+  t.equal(server.stderr(), '')
 })

@@ -3,11 +3,18 @@ import type { FastifyRequest } from 'fastify'
 import type { User } from '../../src/entities/user.js'
 import { Errors } from '../../src/errors.js'
 import { actorFromRequest } from '../../src/http/actor.js'
+import { addressKey } from '../../src/http/address.js'
 import { authorizationOf, formDecode, type ClientCredentialFields } from '../../src/http/credentials.js'
 import { recordAudit } from '../../src/services/audit.js'
 import type { ClientRecord } from '../../src/services/client-auth.js'
 import type { TokenRecord } from '../../src/services/token-resolver.js'
-import { authenticateUser } from '../../src/services/users.js'
+import { authenticateUser, isValidUsername } from '../../src/services/users.js'
+
+/**
+ * What a failed password authentication records instead of a username no user can have: such a
+ * "username" is most often a password typed in the wrong field, which must not be stored.
+ */
+export const NOT_A_USERNAME = '(not a username)'
 
 /** Who is calling an OAuth endpoint: an application, or (where allowed) a bearer token. */
 export type Caller =
@@ -41,10 +48,43 @@ export default fp(async function authentication (fastify) {
 
   function auditFailedAuthentication (request: FastifyRequest, label: string, reason: string): void {
     const em = fastify.orm.em.fork()
-    recordAudit(em, actorFromRequest(request, null, label.slice(0, 100)), 'auth.failed', { type: 'credential', label: label.slice(0, 200) }, { reason, route: request.routeOptions.url })
+    // Unsliced: recordAudit masks secrets before it shortens, so no cut leaves part of one unmasked.
+    recordAudit(em, actorFromRequest(request, null, label), 'auth.failed', { type: 'credential', label }, { reason, route: request.routeOptions.url })
     em.flush().catch((error: unknown) => { request.log.warn({ err: error }, 'could not record a failed authentication') })
   }
   fastify.decorate('auditFailedAuthentication', auditFailedAuthentication)
+
+  // Failed client authentications, counted per address (checked before any argon2 is spent) and
+  // per client_id (past it, failures answer 429: the client is under attack; its own successful
+  // authentications are never refused by this count, or a stranger could lock it out).
+  const window = fastify.config.RATE_LIMIT_WINDOW * 1000
+  const clientFailuresPerAddress = fastify.keyedRateLimit({
+    max: fastify.config.RATE_LIMIT_CLIENT_FAILURES_PER_IP, timeWindow: window, message: 'too many failed client authentications from this address'
+  })
+  const clientFailuresPerClient = fastify.keyedRateLimit({
+    max: fastify.config.RATE_LIMIT_CLIENT_FAILURES_PER_CLIENT, timeWindow: window, message: 'too many failed authentications for this client'
+  })
+
+  /**
+   * Counts a failed client authentication; throws 429 once the client is past its allowance of
+   * failures, else 401 (audited). Past the allowance the failures are not audited one by one —
+   * the warning stands for them: an INSERT per guess let a flood queue writes ahead of the real
+   * client's lookup until it timed out (503).
+   */
+  async function clientAuthenticationFailed (request: FastifyRequest, clientId: string, addressCounter: string): Promise<never> {
+    await clientFailuresPerAddress.count(request, addressCounter)
+    // An id no application can have is counted per address only: its own counter would protect nothing.
+    if (clientId.length <= 64) {
+      const failures = await clientFailuresPerClient.count(request, `client-failures:${clientId}`)
+      if (failures.crossed) {
+        fastify.log.warn({ clientId, limit: fastify.config.RATE_LIMIT_CLIENT_FAILURES_PER_CLIENT, windowSeconds: fastify.config.RATE_LIMIT_WINDOW },
+          'failed authentications for a client exceed RATE_LIMIT_CLIENT_FAILURES_PER_CLIENT: someone is guessing its secret; further failures answer 429 and are not audited one by one for the rest of the window')
+      }
+      if (failures.exceeded) throw failures.error
+    }
+    auditFailedAuthentication(request, `client:${clientId}`, 'invalid client credentials')
+    throw new Errors.InvalidClient()
+  }
 
   /** client_secret_basic or client_secret_post; `methods` names what the route accepts, for the 401. */
   async function clientOf (request: FastifyRequest, body: ClientCredentialFields, methods: string): Promise<ClientRecord> {
@@ -65,12 +105,15 @@ export default fp(async function authentication (fastify) {
       throw new Errors.ClientAuthenticationRequired(methods)
     }
     if (clientId === null || secret === null || clientId === '' || secret === '') throw new Errors.ClientCredentialsIncomplete()
-    const client = await clients.authenticate(clientId, secret)
-    if (client === null) {
-      auditFailedAuthentication(request, `client:${clientId}`, 'invalid client credentials')
-      throw new Errors.InvalidClient()
-    }
-    return client
+    const addressCounter = `client-failures-ip:${addressKey(request.ip)}`
+    const client = await clients.authenticate(clientId, secret, {
+      // Only when the pair was not verified recently, i.e. before argon2 (or its stand-in) would run.
+      beforeVerifying: async () => {
+        const refused = await clientFailuresPerAddress.exhausted(request, addressCounter)
+        if (refused !== null) throw refused
+      }
+    })
+    return client ?? await clientAuthenticationFailed(request, clientId, addressCounter)
   }
 
   fastify.decorate('authenticateClient', async function authenticateClient (request: FastifyRequest, body: ClientCredentialFields): Promise<ClientRecord> {
@@ -83,16 +126,17 @@ export default fp(async function authentication (fastify) {
       return { kind: 'client', client: await clientOf(request, body, 'client_secret_basic, client_secret_post or a bearer token with the introspect scope') }
     }
     if (body.client_id !== undefined || body.client_secret !== undefined) throw new Errors.MultipleClientAuthentication()
-    return { kind: 'token', token: await fastify.requireBearer(request, 'api') }
+    return { kind: 'token', token: await fastify.requireBearer(request, 'api', { ownApi: true }) }
   })
 
   fastify.decorate('authenticatePassword', async function authenticatePassword (request: FastifyRequest, username: string, password: string, failure: 'basic' | 'sign-in'): Promise<User> {
     const outcome = await authenticateUser(fastify.orm.em.fork(), hasher, username, password)
     if (outcome.status === 'invalid') {
-      auditFailedAuthentication(request, username, failure === 'basic' ? 'invalid username or password' : 'invalid username or password (web sign-in)')
+      auditFailedAuthentication(request, isValidUsername(username) ? username : NOT_A_USERNAME, failure === 'basic' ? 'invalid username or password' : 'invalid username or password (web sign-in)')
       throw failure === 'basic' ? new Errors.InvalidPassword() : new Errors.SignInFailed()
     }
     if (outcome.status === 'suspended') throw new Errors.AccountSuspended(outcome.user.username)
+    outcome.rehashed?.catch((error: unknown) => { fastify.log.warn({ err: error }, 'could not re-hash a password with the current argon2 parameters; the next sign-in tries again') })
     return outcome.user
   })
-}, { name: 'authentication', dependencies: ['services', 'orm'] })
+}, { name: 'authentication', dependencies: ['services', 'orm', 'rate-limit'] })

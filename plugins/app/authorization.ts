@@ -36,7 +36,7 @@ export default fp(async function authorization (fastify) {
       if (session !== null) return session
       throw new Errors.TokenRequired(`a bearer token with the ${scope} scope`)
     }
-    const token = await fastify.requireBearer(request, 'api')
+    const token = await fastify.requireBearer(request, 'api', { ownApi: true })
     if (!token.effectiveScope.split(' ').includes(scope)) throw new Errors.InsufficientScope(scope)
     if (token.userId === null) throw new Errors.TokenWithoutUser()
     // Read the owner afresh: admin rights and suspension take effect on the next request.

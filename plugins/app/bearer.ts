@@ -17,24 +17,29 @@ declare module 'fastify' {
      * (cache, then database; 401 invalid_token unless it is active), counts the outcome under
      * `endpoint` in the validation metrics, records the token's use, and sets `request.token`.
      * A database failure propagates (503): an unknown token is never taken for a live one.
+     * With `ownApi`, the token must also be valid for Tessera's own API: unrestricted, or limited
+     * to audiences that include PUBLIC_URL (401 invalid_token otherwise).
      */
-    requireBearer: (request: FastifyRequest, endpoint: ValidationEndpoint) => Promise<TokenRecord>
+    requireBearer: (request: FastifyRequest, endpoint: ValidationEndpoint, options?: { ownApi?: boolean }) => Promise<TokenRecord>
   }
 }
 
 export default fp(async function bearer (fastify) {
   const { resolver, counters } = fastify.services
   const { usage } = fastify
+  // Tessera's own API is an audience like any other: its issuer URL.
+  const ownAudience = fastify.config.publicUrl
   fastify.decorateRequest('token', null)
 
-  fastify.decorate('requireBearer', async function requireBearer (request: FastifyRequest, endpoint: ValidationEndpoint): Promise<TokenRecord> {
+  fastify.decorate('requireBearer', async function requireBearer (request: FastifyRequest, endpoint: ValidationEndpoint, options: { ownApi?: boolean } = {}): Promise<TokenRecord> {
     const authorization = authorizationOf(request)
     if (authorization === null) throw new Errors.TokenRequired('a bearer token')
     if (authorization.scheme === 'malformed') throw new Errors.MalformedAuthorization()
     if (authorization.scheme !== 'bearer') throw new Errors.BearerSchemeRequired()
     const token = await counters.outcome(endpoint, resolver.resolve(authorization.token))
     if (token === null) throw new Errors.InvalidToken()
-    // The address of the token's holder: under TRUST_PROXY, the first X-Forwarded-For entry.
+    if (options.ownApi === true && token.audience !== null && !token.audience.includes(ownAudience)) throw new Errors.TokenAudienceMismatch()
+    // The address of the token's holder: under TRUST_PROXY, the one the last trusted proxy saw.
     usage.record(token.id, request.ip)
     request.token = token
     return token

@@ -15,6 +15,8 @@ export default fp<{ config: Config }>(async function services (fastify, options)
   fastify.decorate('config', options.config)
   const services = createServices(options.config, fastify.orm, fastify.log)
   fastify.decorate('services', services)
+  // How long a verification takes, before the first unknown username or client_id must wait as long.
+  await services.hasher.calibrate()
   fastify.orm.em.getEventManager().registerSubscriber(new AuditLogSubscriber(fastify.log))
   const { listener } = services
   if (listener !== null) {

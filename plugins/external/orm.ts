@@ -11,8 +11,10 @@ declare module 'fastify' {
 export interface OrmPluginOptions {
   clientUrl: string
   poolMax: number
-  /** Milliseconds to wait for a database connection (DATABASE_TIMEOUT_MS). */
-  connectTimeout?: number
+  /** DATABASE_TIMEOUT_MS: the longest wait for a connection and for each statement. */
+  timeout: number
+  /** The embedded PGlite (DATABASE_URL unset). */
+  embedded: boolean
   /** Apply pending migrations before serving (the default; the CLI `migrate` does the same). */
   migrate?: boolean
 }
@@ -23,7 +25,7 @@ export interface OrmPluginOptions {
  * and never pays for a unit of work.
  */
 export default fp<OrmPluginOptions>(async function orm (fastify, options) {
-  const orm = await MikroORM.init(createOrmConfig({ clientUrl: options.clientUrl, poolMax: options.poolMax, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}) }))
+  const orm = await MikroORM.init(createOrmConfig({ clientUrl: options.clientUrl, poolMax: options.poolMax, timeout: options.timeout, statementDeadlines: true, embedded: options.embedded }))
   fastify.addHook('onClose', async () => { await orm.close() })
   if (options.migrate ?? true) {
     const applied = await orm.migrator.up()

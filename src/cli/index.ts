@@ -56,7 +56,8 @@ interface Runtime {
 async function open (config: Config, migrate: boolean): Promise<Runtime> {
   let embedded: EmbeddedPostgres | undefined
   if (config.embeddedDatabase) embedded = await startEmbeddedPostgres(config.DATA_DIR)
-  const orm = await MikroORM.init(createOrmConfig({ clientUrl: embedded?.url ?? config.DATABASE_URL, poolMax: 1 }))
+  // Connects within DATABASE_TIMEOUT_MS, with keepalive, but no statement deadline: `migrate` may run long statements.
+  const orm = await MikroORM.init(createOrmConfig({ clientUrl: embedded?.url ?? config.DATABASE_URL, poolMax: 1, timeout: config.DATABASE_TIMEOUT_MS, statementDeadlines: false, embedded: config.embeddedDatabase }))
   const logger = pino({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, redact: REDACTED_PATHS }, pino.destination(2))
   orm.em.getEventManager().registerSubscriber(new AuditLogSubscriber(logger))
   if (migrate) await orm.migrator.up()

@@ -31,8 +31,8 @@ declare module 'fastify' {
 }
 
 /**
- * The request's Authorization header, parsed once per request (the rate limiter's key and the
- * authentication both need it on the hot path).
+ * The request's Authorization header, parsed once per request (several steps of the hot path
+ * need it).
  */
 export function authorizationOf (request: FastifyRequest): Authorization | null {
   const header = request.headers.authorization
@@ -68,22 +68,4 @@ export function claimedClientId (request: FastifyRequest, body: ClientCredential
   const authorization = authorizationOf(request)
   if (authorization?.scheme === 'basic') return formDecode(authorization.username)
   return authorization === null && typeof body?.client_id === 'string' ? body.client_id : null
-}
-
-/**
- * The rate-limit key of a client endpoint's caller: the client it claims to be (Basic user name,
- * or client_id of client_secret_post — checked only afterwards, so a flood of wrong secrets is
- * limited under the name it uses), the tail of a bearer token, else the address.
- */
-export function callerRateLimitKey (request: FastifyRequest): string {
-  const header = request.headers.authorization
-  if (header !== undefined && header !== '') {
-    const authorization = authorizationOf(request)
-    if (authorization?.scheme === 'basic') return `client:${authorization.username}`
-    if (authorization?.scheme === 'bearer') return `bearer:${authorization.token.slice(-12)}`
-    return `ip:${request.ip}`
-  }
-  const body = request.body as ClientCredentialFields | undefined
-  if (typeof body?.client_id === 'string') return `client:${body.client_id}`
-  return `ip:${request.ip}`
 }

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { OAuthErrorBody, ProblemBody } from '../../schemas/common.js'
 import { Errors, type TesseraError } from '../errors.js'
+import { maskSecretsDeep } from '../services/secret-mask.js'
 import { formatChallenge } from './challenge.js'
 import { lingerBeforeClosing } from './linger.js'
 
@@ -34,11 +35,14 @@ function usesOAuthErrors (request: FastifyRequest): boolean {
  * Socket and DNS failures, and the PostgreSQL SQLSTATEs a server answers when it cannot take
  * a connection: class 08 (connection exception), 53300 (too many connections), 57P01–57P03
  * (shutting down, crashed, starting up) and 3D000 (the configured database does not exist).
- * A statement that outlived DATABASE_TIMEOUT_MS ("Query read timeout" from pg) counts too.
+ * A statement that outlived DATABASE_TIMEOUT_MS counts too, whichever side gave up: the client
+ * ("Query read timeout" from pg, after which the connection is dropped and what was queued on it
+ * fails as "not queryable"), or the server (57014, statement_timeout; 25P03,
+ * idle_in_transaction_session_timeout).
  */
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
-  '08000', '08001', '08003', '08004', '08006', '53300', '57P01', '57P02', '57P03', '3D000'
+  '08000', '08001', '08003', '08004', '08006', '53300', '57P01', '57P02', '57P03', '3D000', '57014', '25P03'
 ])
 
 /** Errors that mean the database could not be reached (pg, MikroORM, sockets). */
@@ -46,7 +50,7 @@ export function isDatabaseUnavailable (error: unknown): boolean {
   const err = error as { name?: string, code?: string, message?: string }
   return err.name === 'ConnectionException' ||
     UNAVAILABLE_CODES.has(err.code ?? '') ||
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout/i.test(err.message ?? '')
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|is not queryable/i.test(err.message ?? '')
 }
 
 type AnyError = FastifyError & Partial<TesseraError>
@@ -104,9 +108,13 @@ function describeParams (params: Record<string, unknown> | undefined): string {
  * sending reads the answer instead of a reset.
  */
 export function sendError (error: AnyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const problem = normalise(error, request)
+  // Details quote what the request sent (a path, a token reference, a field name): a secret sent
+  // in the wrong place is masked here, once, for the answer and the log line alike.
+  const problem = maskSecretsDeep(normalise(error, request))
   if (problem.status < 500) request.log.info({ code: problem.code, status: problem.status }, problem.detail)
   if (error.challenge !== undefined) reply.header('www-authenticate', formatChallenge(error.challenge))
+  // A 429 or a 503 that knows when a retry may succeed says so (RFC 9110 §10.2.3).
+  if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter))
   if (!request.raw.complete) lingerBeforeClosing(request.raw.socket)
   reply.code(problem.status)
   if (usesOAuthErrors(request)) {

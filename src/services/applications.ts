@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/core'
 import { Application } from '../entities/application.js'
 import { Errors } from '../errors.js'
 import { recordAudit, type Actor } from './audit.js'
+import { displayName } from './display-text.js'
 import { uuidv7 } from './ids.js'
 import type { PasswordHasher } from './passwords.js'
 import { UnknownScopesError, type ScopeCatalogue } from './scopes.js'
@@ -57,7 +58,7 @@ export async function createApplication (
   input: CreateApplicationInput,
   actor: Actor
 ): Promise<CreatedApplication> {
-  const name = input.name.trim()
+  const name = displayName(input.name, 'name')
   if (name === '' || name.length > 100) throw new Errors.InvalidApplicationName()
   const scopes = validateScopes(deps.scopes, input.scopes)
   const redirectUris = assertRedirectUris(input.redirectUris ?? [])
@@ -125,8 +126,8 @@ export function updateApplication (em: EntityManager, catalogue: ScopeCatalogue,
   if (isInternal(application)) throw new Errors.InternalApplicationProtected('cannot be changed')
   const changed: string[] = []
   if (patch.name !== undefined) {
-    const name = patch.name.trim()
-    if (name === '') throw new Errors.InvalidApplicationName()
+    const name = displayName(patch.name, 'name')
+    if (name === '' || name.length > 100) throw new Errors.InvalidApplicationName()
     application.name = name
     changed.push('name')
   }

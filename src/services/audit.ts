@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core'
 import { AuditEvent } from '../entities/audit-event.js'
+import { maskSecrets, maskSecretsDeep } from './secret-mask.js'
 
 /** Who did something, and from where. */
 export interface Actor {
@@ -31,23 +32,25 @@ export interface AuditLogger {
 
 /**
  * Adds an audit event to `em`'s unit of work: it is written by the same flush, inside the
- * same transaction, as the change it describes — or not at all.
+ * same transaction, as the change it describes — or not at all. Labels, the user agent and
+ * details can quote what a caller sent (a client secret sent as client_id, a token as a token
+ * name): secrets of a recognisable shape are masked before the event is stored or logged.
  */
 export function recordAudit (em: EntityManager, actor: Actor, action: AuditAction, target: AuditTarget, details?: Record<string, unknown>): AuditEvent {
   return em.create(AuditEvent, {
     actorId: actor.id,
-    actor: actor.label.slice(0, 100),
+    actor: maskSecrets(actor.label).slice(0, 100),
     action,
     targetType: target.type,
     targetId: target.id ?? null,
-    target: target.label?.slice(0, 200) ?? null,
+    target: target.label === undefined || target.label === null ? null : maskSecrets(target.label).slice(0, 200),
     ip: actor.ip ?? null,
-    userAgent: actor.userAgent?.slice(0, 300) ?? null,
-    details: details ?? null
+    userAgent: actor.userAgent === undefined || actor.userAgent === null ? null : maskSecrets(actor.userAgent).slice(0, 300),
+    details: details === undefined ? null : maskSecretsDeep(details)
   })
 }
 
-/** Logs committed audit events as structured lines (never with secrets: events hold none). */
+/** Logs committed audit events as structured lines (never with secrets: recordAudit masked them). */
 export function logAudit (logger: AuditLogger, events: readonly AuditEvent[]): void {
   for (const event of events) {
     logger.info({

@@ -26,11 +26,16 @@ export interface ClientRow {
 
 export type ClientLookup = (clientId: string) => Promise<ClientRow | null>
 
+/** Stores a secret's new hash in place of `previousHash` (and only if it is still that one: a rotation wins). */
+export type ClientSecretRehash = (applicationId: string, previousHash: string, newHash: string) => Promise<void>
+
 /**
  * Verifies client credentials. argon2id runs once per (client_id, secret) pair and the success
  * is remembered for a short time under a keyed digest of the pair (the key is random per
- * process, so the cache holds nothing an attacker could use). Concurrent first requests with
- * the same credentials share one verification.
+ * process, so the cache holds nothing an attacker could use). A failure is remembered too, for
+ * less time (`failureTtlSeconds`): repeating a wrong pair costs no argon2. Concurrent first
+ * requests with the same credentials share one verification. An unknown client_id runs no
+ * argon2 at all, and takes as long as a known one (PasswordHasher.verify).
  */
 export class ClientAuthenticator {
   readonly #lookup: ClientLookup
@@ -43,11 +48,28 @@ export class ClientAuthenticator {
   readonly #verified: LRUCache<string, { client: ClientRecord, storedAt: number }> | undefined
   readonly #ttlMs: number
   readonly #freshness: CacheFreshness
+  /** Pairs that failed, by the same keyed digest: answered 401 again without argon2. */
+  readonly #failed: LRUCache<string, true> | undefined
+  readonly #rehash: ClientSecretRehash | undefined
+  readonly #onRehashError: (error: unknown) => void
   readonly #inFlight = new Map<string, Promise<ClientRecord | null>>()
   /** Bumped by every invalidation: a verification that straddles one is not cached. */
   #generation = 0
 
-  constructor (options: { lookup: ClientLookup, hasher: PasswordHasher, ttlSeconds: number, maxEntries?: number, freshness?: CacheFreshness }) {
+  constructor (options: {
+    lookup: ClientLookup
+    hasher: PasswordHasher
+    ttlSeconds: number
+    maxEntries?: number
+    freshness?: CacheFreshness
+    /** Seconds a failed pair is remembered (default 30; 0: not at all). */
+    failureTtlSeconds?: number
+    /** Failed pairs remembered at most (default 10000): a flood of random secrets pushes out only its own. */
+    maxFailures?: number
+    /** Where a secret re-hashed with the current argon2 parameters is stored; without it none is. */
+    rehash?: ClientSecretRehash
+    onRehashError?: (error: unknown) => void
+  }) {
     this.#lookup = options.lookup
     this.#hasher = options.hasher
     this.#ttlMs = options.ttlSeconds * 1000
@@ -55,9 +77,20 @@ export class ClientAuthenticator {
     if (options.ttlSeconds > 0) {
       this.#verified = new LRUCache({ max: options.maxEntries ?? 10000, ttl: this.#ttlMs, ttlAutopurge: false })
     }
+    const failureTtlSeconds = options.failureTtlSeconds ?? 30
+    if (failureTtlSeconds > 0) {
+      this.#failed = new LRUCache({ max: options.maxFailures ?? 10000, ttl: failureTtlSeconds * 1000, ttlAutopurge: false })
+    }
+    this.#rehash = options.rehash
+    this.#onRehashError = options.onRehashError ?? (() => {})
   }
 
-  async authenticate (clientId: string, secret: string): Promise<ClientRecord | null> {
+  /**
+   * The client, or null when the credentials are wrong. `beforeVerifying` runs when the pair is
+   * not one verified recently, before anything is spent on it (the caller's per-address limit of
+   * failures): what it throws is thrown.
+   */
+  async authenticate (clientId: string, secret: string, options: { beforeVerifying?: () => Promise<void> } = {}): Promise<ClientRecord | null> {
     // The id's length first: no two (client_id, secret) pairs hash the same input.
     const key = hash('sha256', `${this.#key}${clientId.length}:${clientId}${secret}`, 'base64url')
     const cached = this.#verified?.get(key)
@@ -65,6 +98,8 @@ export class ClientAuthenticator {
       if (!this.#freshness.degraded || this.#freshness.trusts(cached.storedAt)) return cached.client
       this.#verified?.delete(key)
     }
+    await options.beforeVerifying?.()
+    if (this.#failed?.get(key) === true) return null
     const generation = this.#generation
     let pending = this.#inFlight.get(key)
     if (pending === undefined) {
@@ -80,13 +115,16 @@ export class ClientAuthenticator {
     if (client !== null && generation === this.#generation && ttl > 0) {
       this.#verified?.set(key, { client, storedAt: Date.now() }, { ttl })
     }
+    if (client === null && generation === this.#generation) this.#failed?.set(key, true)
     return client
   }
 
   async #verify (clientId: string, secret: string): Promise<ClientRecord | null> {
     const row = clientId.length <= 64 ? await this.#lookup(clientId) : null
-    // verify() burns the same time for unknown clients and public clients without a secret.
+    // verify() takes the same time for unknown clients and public clients without a secret, without argon2.
     if (!await this.#hasher.verify(row?.client_secret_hash, secret) || row === null) return null
+    // Not awaited: the answer does not wait for the new hash. Busy or the database away: the next verification tries again.
+    if (row.client_secret_hash != null) this.#upgrade(row.id, row.client_secret_hash, secret).catch(this.#onRehashError)
     return {
       applicationId: row.id,
       clientId: row.client_id,
@@ -97,11 +135,26 @@ export class ClientAuthenticator {
     }
   }
 
-  /** Forgets every verified credential of an application (secret rotated, application deleted). */
+  /**
+   * After a successful verification, off the request's path: a hash made with other argon2
+   * parameters than the configured ones is replaced, so every secret comes to cost the same to
+   * verify (and unknown ids, which wait the average, stay indistinguishable after a cost change).
+   */
+  async #upgrade (applicationId: string, stored: string, secret: string): Promise<void> {
+    if (this.#rehash === undefined) return
+    const fresh = await this.#hasher.upgrade(stored, secret)
+    if (fresh !== null) await this.#rehash(applicationId, stored, fresh)
+  }
+
+  /**
+   * Forgets every verified credential of an application (secret rotated, application deleted),
+   * and every remembered failure (rare enough that sorting them by application is not worth it).
+   */
   invalidateApplication (applicationId: string): void {
     this.#generation++
     // A verification in flight read the old row: callers arriving from now on start their own.
     this.#inFlight.clear()
+    this.#failed?.clear()
     if (this.#verified === undefined) return
     for (const [key, { client }] of this.#verified.entries()) {
       if (client.applicationId === applicationId) this.#verified.delete(key)
@@ -113,6 +166,7 @@ export class ClientAuthenticator {
     this.#generation++
     this.#inFlight.clear()
     this.#verified?.clear()
+    this.#failed?.clear()
   }
 
   get size (): number {

@@ -1,6 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql'
 import pg from 'pg'
 import type { Config } from '../config.js'
+import { KEEPALIVE_DELAY_MS } from '../db/deadlines.js'
+import { Application } from '../entities/application.js'
 import { CacheFreshness } from './cache-freshness.js'
 import { ClientAuthenticator } from './client-auth.js'
 import { Counters } from './counters.js'
@@ -61,7 +63,7 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     // Only client_credentials tokens are JWTs today; TOKEN_MAX_LIFETIME covers any other that may become one.
     retiredKeyLifetime: Math.max(config.CLIENT_CREDENTIALS_TOKEN_LIFETIME, config.TOKEN_MAX_LIFETIME)
   })
-  const store = new TokenStore({ orm, embedded: config.embeddedDatabase, timeout: config.DATABASE_TIMEOUT_MS })
+  const store = new TokenStore({ orm, catalogue: config.scopes, embedded: config.embeddedDatabase, timeout: config.DATABASE_TIMEOUT_MS })
   const resolver = new TokenResolver({
     prefix: config.TOKEN_PREFIX,
     digester,
@@ -73,7 +75,12 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     hasher,
     freshness,
     ttlSeconds: config.CLIENT_CREDENTIAL_CACHE_TTL,
-    lookup: async (clientId) => await store.client(clientId)
+    lookup: async (clientId) => await store.client(clientId),
+    // One UPDATE, and only over the hash that was verified: a rotation meanwhile wins.
+    rehash: async (id, previousHash, newHash) => {
+      await orm.em.fork().nativeUpdate(Application, { id, clientSecretHash: previousHash }, { clientSecretHash: newHash })
+    },
+    onRehashError: (error) => { log.warn({ err: error }, 'could not re-hash a client secret with the current argon2 parameters; the next verification tries again') }
   })
   const counters = new Counters()
   // The embedded database admits one process: there is no other replica to tell.
@@ -89,7 +96,8 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     : new InvalidationListener({
       invalidation,
       freshness,
-      createClient: () => new pg.Client({ connectionString: clientUrl, connectionTimeoutMillis: config.DATABASE_TIMEOUT_MS, keepAlive: true, application_name: 'tessera-listener' }),
+      // Connects within DATABASE_TIMEOUT_MS, with keepalive like the pool's connections; the probes below catch a silent peer sooner.
+      createClient: () => new pg.Client({ connectionString: clientUrl, connectionTimeoutMillis: config.DATABASE_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS, application_name: 'tessera-listener' }),
       pingInterval: 5000,
       timeout: config.DATABASE_TIMEOUT_MS,
       backoff: { min: 100, max: 5000 },

@@ -64,7 +64,7 @@ export class CacheInvalidation {
     await this.publish({ kind: 'user', id })
   }
 
-  /** An application deleted: its tokens and its verified credentials. */
+  /** An application deleted, or what it grants changed: its tokens and its verified credentials. */
   async application (id: string): Promise<void> {
     await this.publish({ kind: 'application', id })
   }

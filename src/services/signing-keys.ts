@@ -162,17 +162,35 @@ export class SigningKeyStore {
    * when it has one, an `exp` in the future. `unknown-key` says a reload might help.
    */
   check (token: string, typ: string, now = Date.now()): JwtCheck {
+    const claims = this.#verify(token, typ, now)
+    if (typeof claims === 'string') return claims
+    if (claims.exp !== undefined && (typeof claims.exp !== 'number' || claims.exp * 1000 <= now)) return 'invalid'
+    return 'valid'
+  }
+
+  /**
+   * Whether `token` is a JWT of type `typ` signed by one of the keys loaded here, **expired or
+   * not**: for telling an expired token of ours from garbage (the admin lookup by value), never
+   * for accepting one — that is check().
+   */
+  identify (token: string, typ: string): JwtCheck {
+    const claims = this.#verify(token, typ, null)
+    return typeof claims === 'string' ? claims : 'valid'
+  }
+
+  /**
+   * The claims of a compact JWS of type `typ` with a valid ES256 signature by a loaded key, one
+   * still published at `publishedAt` unless that is null.
+   */
+  #verify (token: string, typ: string, publishedAt: number | null): Record<string, unknown> | 'unknown-key' | 'invalid' {
     const parts = parseCompact(token)
     if (parts === null) return 'invalid'
     const { header, payload, input, signature } = parts
     if (header.alg !== 'ES256' || header.typ !== typ || typeof header.kid !== 'string') return 'invalid'
     const key = this.#keys.get(header.kid)
-    if (key === undefined || !this.#isPublished(key, now)) return 'unknown-key'
+    if (key === undefined || (publishedAt !== null && !this.#isPublished(key, publishedAt))) return 'unknown-key'
     if (signature.length !== 64 || !verify('sha256', Buffer.from(input), { key: key.publicKey, dsaEncoding: 'ieee-p1363' }, signature)) return 'invalid'
-    const claims = decodeJson(payload)
-    if (claims === null) return 'invalid'
-    if (claims.exp !== undefined && (typeof claims.exp !== 'number' || claims.exp * 1000 <= now)) return 'invalid'
-    return 'valid'
+    return decodeJson(payload) ?? 'invalid'
   }
 
   /**

@@ -148,5 +148,7 @@ function estimateSize ({ record: entry }: Entry, digest: string): number {
   let size = 440 + digest.length * 2 + entry.name.length * 2 + entry.effectiveScope.length * 2 + entry.clientId.length * 2
   for (const scope of entry.scopes) size += 40 + scope.length * 2
   for (const aud of entry.audience ?? []) size += 40 + aud.length * 2
+  for (const aud of entry.introspectionPolicy?.audiences ?? []) size += 40 + aud.length * 2
+  for (const scope of entry.introspectionPolicy?.scopes ?? []) size += 40 + scope.length * 2
   return size + (entry.username?.length ?? 0) * 2
 }

@@ -26,7 +26,7 @@ export interface TokenRecord {
   name: string
   /** Scopes as granted. */
   scopes: string[]
-  /** Effective scopes (implied ones included), space-separated, as introspection reports them. */
+  /** What it grants now (implied scopes included, less what its holder may no longer hold), space-separated. */
   effectiveScope: string
   audience: string[] | null
   userId: string | null
@@ -39,6 +39,8 @@ export interface TokenRecord {
   expiresAt: number | null
   revoked: boolean
   ownerActive: boolean
+  /** An application's own token: the application's introspection limits (null fields: no limit). Null for a user's token. */
+  introspectionPolicy: { audiences: string[] | null, scopes: string[] | null } | null
 }
 
 export function isActive (record: TokenRecord, now = Date.now()): boolean {

@@ -1,7 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql'
 import type pg from 'pg'
 import type { ClientRow } from './client-auth.js'
-import { effectiveScopes } from './scopes.js'
+import { scopesGrantedNow, type ScopeCatalogue } from './scopes.js'
 import type { TokenRecord } from './token-resolver.js'
 
 /** A token row as the hot path reads it: the token, its owner's state and its application's client_id. */
@@ -13,8 +13,12 @@ export interface TokenRow {
   user_id: string | null
   username: string | null
   suspended_at: Date | string | null
+  owner_admin: boolean | null
   application_id: string
   client_id: string
+  application_scopes: string[]
+  introspection_audiences: string[] | null
+  introspection_scopes: string[] | null
   created_at: Date | string
   expires_at: Date | string | null
   revoked_at: Date | string | null
@@ -23,8 +27,9 @@ export interface TokenRow {
 /** The single statement behind a cache miss: one unique-index probe plus two primary-key joins. */
 const TOKEN_LOOKUP = {
   name: 'tessera_token_lookup',
-  text: `select t.id, t.name, t.scopes, t.audience, t.user_id, u.username, u.suspended_at,
-  t.application_id, a.client_id, t.created_at, t.expires_at, t.revoked_at
+  text: `select t.id, t.name, t.scopes, t.audience, t.user_id, u.username, u.suspended_at, u.admin as owner_admin,
+  t.application_id, a.client_id, a.scopes as application_scopes, a.introspection_audiences, a.introspection_scopes,
+  t.created_at, t.expires_at, t.revoked_at
   from access_tokens t
   join applications a on a.id = t.application_id
   left join users u on u.id = t.user_id
@@ -38,12 +43,20 @@ const CLIENT_LOOKUP = {
   from applications where client_id = $1`
 }
 
-export function recordFromRow (row: TokenRow): TokenRecord {
+/**
+ * The record of a row, with the scopes it grants now: its owner's current rights (a demoted
+ * administrator's `admin` is gone) or, for an application's own token, the scopes the application
+ * holds now (see scopesGrantedNow).
+ */
+export function recordFromRow (row: TokenRow, catalogue: ScopeCatalogue): TokenRecord {
+  const application = row.user_id === null
   return {
     id: row.id,
     name: row.name,
     scopes: row.scopes,
-    effectiveScope: effectiveScopes(row.scopes).join(' '),
+    effectiveScope: scopesGrantedNow(catalogue, row.scopes, application
+      ? { kind: 'application', scopes: row.application_scopes }
+      : { kind: 'user', admin: row.owner_admin === true }).join(' '),
     audience: row.audience !== null && row.audience.length > 0 ? row.audience : null,
     userId: row.user_id,
     username: row.username,
@@ -53,8 +66,16 @@ export function recordFromRow (row: TokenRow): TokenRecord {
     expiresAt: row.expires_at === null ? null : new Date(row.expires_at).getTime(),
     revoked: row.revoked_at !== null,
     // A token with an owner is only as alive as its owner; the join yields null once deleted.
-    ownerActive: row.user_id === null || (row.username !== null && row.suspended_at === null)
+    ownerActive: row.user_id === null || (row.username !== null && row.suspended_at === null),
+    // An application introspecting with its own token is held to its introspection limits.
+    introspectionPolicy: application
+      ? { audiences: nonEmpty(row.introspection_audiences), scopes: nonEmpty(row.introspection_scopes) }
+      : null
   }
+}
+
+function nonEmpty (list: string[] | null): string[] | null {
+  return list !== null && list.length > 0 ? list : null
 }
 
 /**
@@ -67,12 +88,14 @@ export function recordFromRow (row: TokenRow): TokenRecord {
  */
 export class TokenStore {
   readonly #orm: MikroORM
+  readonly #catalogue: ScopeCatalogue
   readonly #embedded: boolean
   readonly #timeout: number
   #pool: pg.Pool | undefined
 
-  constructor (options: { orm: MikroORM, embedded: boolean, timeout: number }) {
+  constructor (options: { orm: MikroORM, catalogue: ScopeCatalogue, embedded: boolean, timeout: number }) {
     this.#orm = options.orm
+    this.#catalogue = options.catalogue
     this.#embedded = options.embedded
     this.#timeout = options.timeout
   }
@@ -80,7 +103,7 @@ export class TokenStore {
   /** The record of the token stored under `digest`, whatever its state; null when there is none. */
   async token (digest: string): Promise<TokenRecord | null> {
     const [row] = await this.#query<TokenRow>(TOKEN_LOOKUP, [digest])
-    return row !== undefined ? recordFromRow(row) : null
+    return row !== undefined ? recordFromRow(row, this.#catalogue) : null
   }
 
   /** The application with this client_id, secret hash included; null when there is none. */

@@ -5,8 +5,9 @@ import { User } from '../entities/user.js'
 import { Errors } from '../errors.js'
 import { findInternalApplication } from './applications.js'
 import { recordAudit, type Actor } from './audit.js'
+import { displayName } from './display-text.js'
 import { uuidv7 } from './ids.js'
-import { UnknownScopesError, type ScopeCatalogue } from './scopes.js'
+import { effectiveScopes, forbiddenScope, UnknownScopesError, type Holder, type ScopeCatalogue } from './scopes.js'
 import type { TokenCache } from './token-cache.js'
 import { generateToken, lastEight, type SecretDigester } from './token-format.js'
 
@@ -108,7 +109,7 @@ export async function issueToken (
 ): Promise<IssuedToken> {
   const { owner, application, input, actor } = params
   const now = params.now ?? new Date()
-  const name = input.name.trim()
+  const name = displayName(input.name, 'name')
   if (name === '' || name.length > 100) throw new Errors.InvalidTokenName()
 
   let scopes: string[]
@@ -118,7 +119,7 @@ export async function issueToken (
     if (error instanceof UnknownScopesError) throw new Errors.InvalidScope(error.message)
     throw error
   }
-  if (scopes.includes('admin') && owner !== null && !owner.admin) throw new Errors.AdminScopeForbidden()
+  if (owner !== null) assertMayHold(deps.scopes, scopes, { kind: 'user', admin: owner.admin })
   const audience = normaliseAudience(input.audience)
   const expiresAt = resolveExpiry(input, deps.limits, now)
 
@@ -152,6 +153,17 @@ export async function issuePersonalToken (
   const owner = await em.findOneOrFail(User, params.ownerId)
   if (!owner.isActive()) throw new Errors.UserSuspended(owner.username)
   return await issueToken(em, deps, { owner, application, input: params.input, actor: params.actor })
+}
+
+/** Refuses scopes the holder may not hold today (see forbiddenScope): `admin`, `introspect`, or an application's lost scope. */
+function assertMayHold (catalogue: ScopeCatalogue, scopes: readonly string[], holder: Holder): void {
+  const forbidden = forbiddenScope(catalogue, scopes, holder)
+  if (forbidden === null) return
+  if (forbidden === 'admin') throw new Errors.AdminScopeForbidden()
+  if (forbidden === 'introspect' && holder.kind === 'user') {
+    throw new Errors.IntrospectScopeForbidden(catalogue.personalIntrospect === 'admins' ? 'administrators' : 'applications')
+  }
+  throw new Errors.InvalidScope(`scope ${forbidden} is no longer held by this application`)
 }
 
 interface MintParams {
@@ -201,6 +213,32 @@ function mintToken (em: EntityManager, deps: TokenIssuerDeps, params: MintParams
   return { token, plaintext }
 }
 
+/** The bearer token asking for a rotation, as the resolver reads it (null: a password or web session asks). */
+export interface RotatingToken {
+  id: string
+  /** What it grants now, space-separated. */
+  effectiveScope: string
+  audience: string[] | null
+}
+
+/**
+ * Why `caller` could not stand in for `target`, or null when it could: itself; or a token that
+ * grants every scope the target grants and is limited to no fewer audiences (an unrestricted
+ * caller, or one whose audiences include all of the target's). Anything else would let a token
+ * with `write:tokens` mint a stronger one.
+ */
+export function standInRefusal (caller: RotatingToken, target: Pick<AccessToken, 'id' | 'scopes' | 'audience'>): string | null {
+  if (caller.id === target.id) return null
+  const held = new Set(caller.effectiveScope.split(' '))
+  const lacking = effectiveScopes(target.scopes).filter((scope) => !held.has(scope))
+  if (lacking.length > 0) return `this token lacks ${lacking.join(', ')}`
+  const callerAudience = caller.audience
+  if (callerAudience !== null && (target.audience == null || target.audience.some((entry) => !callerAudience.includes(entry)))) {
+    return 'this token is limited to fewer audiences'
+  }
+  return null
+}
+
 /**
  * Rotates a live token in `em`'s current transaction: a new secret with the same name, scopes,
  * audience and lifetime length (capped by today's maximum), `rotated_from` recorded. The old
@@ -210,13 +248,20 @@ function mintToken (em: EntityManager, deps: TokenIssuerDeps, params: MintParams
 export async function rotateToken (
   em: EntityManager,
   deps: TokenIssuerDeps,
-  params: { tokenId: string, graceSeconds: number, actor: Actor, now?: Date }
+  params: { tokenId: string, graceSeconds: number, actor: Actor, rotatedBy: RotatingToken | null, now?: Date }
 ): Promise<IssuedToken> {
   const now = params.now ?? new Date()
   const old = await em.findOneOrFail(AccessToken, params.tokenId, { populate: ['application', 'user'], lockMode: LockMode.PESSIMISTIC_WRITE })
   if (old.revokedAt != null) throw new Errors.TokenRevoked()
   if (old.expiresAt != null && old.expiresAt.getTime() <= now.getTime()) throw new Errors.TokenExpired()
   if (await em.count(AccessToken, { rotatedFrom: old.id }) > 0) throw new Errors.TokenAlreadyRotated()
+  // Rotation mints: the new token must be one its owner may hold today, and one the caller could have used in its place.
+  const owner = (old.user ?? null) as User | null
+  assertMayHold(deps.scopes, old.scopes, owner !== null ? { kind: 'user', admin: owner.admin } : { kind: 'application', scopes: old.application.scopes })
+  if (params.rotatedBy !== null) {
+    const refusal = standInRefusal(params.rotatedBy, old)
+    if (refusal !== null) throw new Errors.RotationBeyondCaller(refusal)
+  }
 
   let expiresAt: Date | null = old.expiresAt == null ? null : new Date(now.getTime() + (old.expiresAt.getTime() - old.createdAt.getTime()))
   const max = deps.limits.maxLifetime
@@ -229,7 +274,7 @@ export async function rotateToken (
     old.revokedAt = now
   }
   return mintToken(em, deps, {
-    owner: (old.user ?? null) as User | null,
+    owner,
     application: old.application,
     name: old.name,
     scopes: old.scopes,

@@ -1,4 +1,5 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core'
+import { WebSession } from '../entities/session.js'
 import { User } from '../entities/user.js'
 import { Errors } from '../errors.js'
 import { recordAudit, type Actor } from './audit.js'
@@ -47,7 +48,8 @@ async function assertAdminRemains (em: EntityManager, target: User): Promise<voi
 /**
  * Applies a change to a user (by an admin through the API, or an operator through the CLI), with
  * its audit events, in `em`'s transaction. The last active administrator cannot be demoted,
- * suspended or deleted, whoever asks.
+ * suspended or deleted, whoever asks. A new or removed password, a suspension or a demotion ends
+ * all the user's web sessions.
  */
 export async function updateUser (em: EntityManager, hasher: PasswordHasher, target: User, patch: UserPatch, actor: Actor): Promise<{ ownerAccessChanged: boolean }> {
   if (Object.keys(patch).length === 0) throw new Errors.NothingToChange()
@@ -55,15 +57,19 @@ export async function updateUser (em: EntityManager, hasher: PasswordHasher, tar
   if (removesAdmin) await assertAdminRemains(em, target)
 
   let ownerAccessChanged = false
+  /** A new or removed password, a suspension or a demotion: nothing that vouched for a session holds any more. */
+  let endsSessions = patch.password !== undefined
   if (patch.suspended !== undefined && patch.suspended !== !target.isActive()) {
     target.suspendedAt = patch.suspended ? new Date() : null
     ownerAccessChanged = true
+    endsSessions ||= patch.suspended
     recordAudit(em, actor, patch.suspended ? 'user.suspended' : 'user.unsuspended', { type: 'user', id: target.id, label: target.username })
   }
   const changed: string[] = []
   if (patch.admin !== undefined && patch.admin !== target.admin) {
     target.admin = patch.admin
     ownerAccessChanged = true
+    endsSessions ||= !patch.admin
     changed.push('admin')
   }
   if (patch.password !== undefined) {
@@ -75,6 +81,8 @@ export async function updateUser (em: EntityManager, hasher: PasswordHasher, tar
     target.email = patch.email
     changed.push('email')
   }
+  // Deleted, not blocked: unsuspending or promoting again revives none of them.
+  if (endsSessions) await em.nativeDelete(WebSession, { user: target.id })
   if (changed.length > 0) {
     recordAudit(em, actor, 'user.updated', { type: 'user', id: target.id, label: target.username }, { changed, ...(patch.admin !== undefined ? { admin: target.admin } : {}) })
   }

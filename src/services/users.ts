@@ -8,7 +8,8 @@ import type { PasswordHasher } from './passwords.js'
 
 const USERNAME_REGEXP = new RegExp(USERNAME_PATTERN)
 
-function isValidUsername (username: string): boolean {
+/** Whether `username` could name a user (schemas/common.ts USERNAME_PATTERN). */
+export function isValidUsername (username: string): boolean {
   return USERNAME_REGEXP.test(username)
 }
 
@@ -34,7 +35,8 @@ export async function findUserOrFail (em: EntityManager, username: string): Prom
 }
 
 export type UserAuthentication =
-  | { status: 'authenticated', user: User }
+  /** `rehashed`: the password being re-hashed with the current argon2 parameters (see upgradePasswordHash), or null. */
+  | { status: 'authenticated', user: User, rehashed: Promise<void> | null }
   /** Unknown user, no password, or a wrong one: the caller cannot tell which (the time spent is the same). */
   | { status: 'invalid' }
   /** The right password of a suspended account. */
@@ -47,7 +49,22 @@ export type UserAuthentication =
 export async function authenticateUser (em: EntityManager, hasher: PasswordHasher, username: string, password: string): Promise<UserAuthentication> {
   const user = await findUserByUsername(em, username, { withPassword: true })
   if (!await hasher.verify(user?.passwordHash, password) || user === null) return { status: 'invalid' }
-  return user.isActive() ? { status: 'authenticated', user } : { status: 'suspended', user }
+  return user.isActive() ? { status: 'authenticated', user, rehashed: upgradePasswordHash(em, hasher, user, password) } : { status: 'suspended', user }
+}
+
+/**
+ * After the right password: when its hash was made with other argon2 parameters than the
+ * configured ones, stores a new one (one UPDATE, only over the hash that was verified, so a
+ * password changed meanwhile wins). Costs converge after ARGON2_* change, and with them the time
+ * an unknown username waits (PasswordHasher). Runs beside the request; null when nothing to do.
+ */
+function upgradePasswordHash (em: EntityManager, hasher: PasswordHasher, user: User, password: string): Promise<void> | null {
+  const stored = user.passwordHash
+  if (stored == null || !hasher.needsRehash(stored)) return null
+  return (async () => {
+    const fresh = await hasher.hash(password)
+    await em.fork().nativeUpdate(User, { id: user.id, passwordHash: stored }, { passwordHash: fresh })
+  })()
 }
 
 export interface CreateUserInput {

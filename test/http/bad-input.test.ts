@@ -1,6 +1,7 @@
 import { request as httpRequest, STATUS_CODES, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
+import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { generateToken } from '../../src/services/token-format.js'
 import { basic, bearer, build, PROBLEM_JSON, seedApplication, seedToken, seedUser } from '../helper.js'
@@ -515,4 +516,126 @@ t.test('5 MiB bodies: a real client reads the whole refusal, with no socket erro
       })
     }
   }
+})
+
+// ---------------------------------------------------------------------------------------------
+// Property-based: arbitrary hostile values anywhere, on every route of the document
+
+/** Values an attacker or a broken client sends, mixed by fast-check with arbitrary text. */
+const HOSTILE_TEXT = [
+  '', ' ', '\u0000', 'a\u0000b', '\ud800', 'x\udfffy', '\u202eevil', 'zero\u200bwidth', '\ufeff', "'; drop table users; --", '" or 1=1 --',
+  '../../etc/passwd', '..%2f..%2fetc%2fpasswd', '%00', '%FF', '__proto__', 'constructor', 'prototype', '1e400', '-1e400', '-0', 'NaN',
+  'Infinity', '9007199254740993', '2026-02-30T00:00:00Z', '2026-12-31T23:59:60Z', '0000-01-01T00:00:00Z', '+275760-09-13T00:00:00Z',
+  'tsr_' + 'A'.repeat(38), 'x'.repeat(5000), '<script>alert(1)</script>', '$' + '{jndi:ldap://x}', '\r\nX-Injected: 1'
+]
+
+const hostileText = fc.oneof(
+  fc.constantFrom(...HOSTILE_TEXT),
+  fc.string({ maxLength: 40, unit: 'binary' }),
+  fc.string({ maxLength: 12 })
+)
+
+/** A JSON value: text, numbers JSON can carry, nesting 2 000 deep, `__proto__` keys, lists. */
+const hostileJson: fc.Arbitrary<unknown> = fc.oneof(
+  hostileText,
+  // JSON carries 9007199254740993 as text: JSON.parse rounds it, as a client's JSON would.
+  fc.constantFrom(1e308, -1e308, Number.MAX_SAFE_INTEGER + 2, -0, 0.5, -1, 0, 2 ** 31, true, false, null),
+  fc.double(),
+  fc.constant(JSON.parse('{"__proto__": {"admin": true}, "constructor": {"prototype": {"admin": true}}}')),
+  fc.constant(JSON.parse('['.repeat(2000) + ']'.repeat(2000))),
+  fc.array(hostileText, { maxLength: 4 }),
+  fc.dictionary(hostileText, hostileText, { maxKeys: 3 })
+)
+
+type Mutation =
+  | { where: 'path', value: string }
+  | { where: 'query', name: string, value: string, duplicate: boolean }
+  | { where: 'body', field: string, value: unknown }
+  | { where: 'raw-body', payload: string }
+  | { where: 'content-type', value: string }
+  | { where: 'authorization', value: string }
+
+function mutationFor (operation: Operation): fc.Arbitrary<Mutation> {
+  const declared = operation.query.map((parameter) => parameter.name)
+  const fields = operation.body?.fields.map((field) => field.name) ?? []
+  const options: Array<fc.Arbitrary<Mutation>> = [
+    fc.record({ where: fc.constant('query' as const), name: fc.oneof(fc.constantFrom('limit', 'page', 'token', 'access_token', ...declared), hostileText), value: hostileText, duplicate: fc.boolean() }),
+    fc.record({ where: fc.constant('content-type' as const), value: fc.constantFrom('text/plain', 'application/xml', 'application/json', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16', '') }),
+    fc.record({ where: fc.constant('authorization' as const), value: fc.oneof(hostileText.map((value) => `Bearer ${value}`), hostileText.map((value) => `Basic ${Buffer.from(value).toString('base64')}`), hostileText) })
+  ]
+  // Byte by byte: encodeURIComponent throws on a lone surrogate.
+  const percentEncoded = (value: string): string => [...Buffer.from(value)].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('')
+  if (operation.pathParams.length > 0) options.push(fc.record({ where: fc.constant('path' as const), value: hostileText.map((value) => value.startsWith('%') ? value : percentEncoded(value)) }))
+  if (operation.body !== null) {
+    options.push(fc.record({ where: fc.constant('body' as const), field: fc.oneof(fc.constantFrom(...(fields.length > 0 ? fields : ['name'])), fc.constantFrom('__proto__', 'constructor', 'admin', 'client_secret')), value: hostileJson }))
+    options.push(fc.record({ where: fc.constant('raw-body' as const), payload: fc.constantFrom('', '{', 'null', '[]', '"text"', '{"a":' + '['.repeat(5000), 'a=%ZZ&b', '%FF=%FF', 'token=&token=&token=') }))
+  }
+  return fc.oneof(...options)
+}
+
+/** The request for one mutation: valid everywhere else, authenticated as the admin or not at all. */
+function mutatedRequest (operation: Operation, mutation: Mutation, authenticated: boolean): InjectOptions {
+  const media = operation.body?.media ?? null
+  let url = pathOf(operation, mutation.where === 'path' ? Object.fromEntries(operation.pathParams.map((name) => [name, mutation.value])) : {})
+  if (mutation.where === 'query') {
+    const query = new URLSearchParams()
+    query.append(mutation.name, mutation.value)
+    if (mutation.duplicate) query.append(mutation.name, mutation.value)
+    url += `?${query.toString()}`
+  }
+  const headers: Record<string, string> = authenticated ? credentialHeaders(operation) : {}
+  if (mutation.where === 'authorization') headers.authorization = mutation.value
+  let payload: string | undefined
+  if (media !== null) {
+    const body: Record<string, unknown> = baseBody(operation, mutation.where === 'body' ? mutation.field : '', authenticated)
+    // defineProperty: a plain assignment to `__proto__` would set the prototype, not send the key.
+    if (mutation.where === 'body') Object.defineProperty(body, mutation.field, { value: mutation.value, enumerable: true, writable: true, configurable: true })
+    payload = media === 'json'
+      ? JSON.stringify(body)
+      : new URLSearchParams(Object.entries(body).map(([key, value]): [string, string] => [key, typeof value === 'string' ? value : JSON.stringify(value)])).toString()
+    if (mutation.where === 'raw-body') payload = mutation.payload
+    headers['content-type'] = media === 'json' ? 'application/json' : 'application/x-www-form-urlencoded'
+  }
+  if (mutation.where === 'content-type') {
+    if (mutation.value === '') delete headers['content-type']
+    else headers['content-type'] = mutation.value
+  }
+  return { method: operation.method as InjectOptions['method'], url, headers, ...(payload !== undefined ? { payload } : {}) }
+}
+
+/** The same checks as `probe`, as a property: throws (so fast-check can shrink) instead of asserting. */
+async function holds (operation: Operation, request: InjectOptions): Promise<void> {
+  const before = await counts()
+  const res = await app.inject(request)
+  const where = `${String(request.method)} ${String(request.url).slice(0, 120)} → ${res.statusCode} ${res.body.slice(0, 200)}`
+  if (res.statusCode >= 500) throw new Error(`a 5xx: ${where}`)
+  if (res.statusCode < 400) return
+  let body: Record<string, unknown>
+  try {
+    body = JSON.parse(res.body) as Record<string, unknown>
+  } catch {
+    throw new Error(`not JSON: ${where}`)
+  }
+  const keys = Object.keys(body).sort().join(',')
+  if (operation.family === 'rest' || res.headers['content-type'] === PROBLEM_JSON) {
+    const expected = body.code === 'FST_ERR_VALIDATION' ? [...PROBLEM_KEYS, 'errors'].sort().join(',') : PROBLEM_KEYS.join(',')
+    if (res.headers['content-type'] !== PROBLEM_JSON || keys !== expected) throw new Error(`not a problem: ${where}`)
+  } else if (res.headers['content-type'] !== OAUTH_JSON || keys !== 'error,error_description') {
+    throw new Error(`not an OAuth error: ${where}`)
+  }
+  const after = await counts()
+  if (JSON.stringify(after) !== JSON.stringify(before)) throw new Error(`a refused request wrote something (${JSON.stringify(before)} → ${JSON.stringify(after)}): ${where}`)
+}
+
+t.test('fast-check: hostile values in any parameter of any route never reach a 5xx, keep the shape, write nothing when refused', async (t) => {
+  // FC_SEED=<seed> replays a run; the seed of every run is printed.
+  const seed = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : Math.floor(Math.random() * 2 ** 31)
+  t.comment(`fast-check seed ${seed} (replay with FC_SEED=${seed})`)
+  const property = fc.asyncProperty(
+    fc.constantFrom(...operations).chain((operation) => fc.tuple(fc.constant(operation), mutationFor(operation), fc.boolean())),
+    async ([operation, mutation, authenticated]) => { await holds(operation, mutatedRequest(operation, mutation, authenticated)) }
+  )
+  const runs = Number(process.env.FC_RUNS ?? 400)
+  await fc.assert(property, { seed, numRuns: runs, endOnFailure: true })
+  t.pass(`${runs} hostile requests across ${operations.length} routes`)
 })

@@ -65,7 +65,12 @@ t.test('isDatabaseUnavailable recognises connection failures and nothing else', 
     ['too many connections (53300)', Object.assign(new Error('sorry, too many clients already'), { code: '53300' })],
     ['a database that does not exist (3D000)', Object.assign(new Error('database "tessera" does not exist'), { code: '3D000' })],
     ['a terminated connection', new Error('Connection terminated unexpectedly')],
-    ['a pool connect timeout', new Error('timeout exceeded when trying to connect')]
+    ['a pool connect timeout', new Error('timeout exceeded when trying to connect')],
+    ['a statement past its client-side deadline', new Error('Query read timeout')],
+    ['a statement behind it on the dropped connection', new Error('Client has encountered a connection error and is not queryable')],
+    ['a statement on a connection already closed', new Error('Client was closed and is not queryable')],
+    ['a statement cancelled by statement_timeout (57014)', Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' })],
+    ['a session ended by idle_in_transaction_session_timeout (25P03)', Object.assign(new Error('terminating connection due to idle-in-transaction timeout'), { code: '25P03' })]
   ]
   for (const [label, error] of unavailable) t.equal(isDatabaseUnavailable(error), true, label)
 

@@ -116,7 +116,8 @@ t.test('at the very millisecond of its expiry a token is inactive and listed as 
     createdAt: expiresAt / 1000 - 60,
     expiresAt,
     revoked: false,
-    ownerActive: true
+    ownerActive: true,
+    introspectionPolicy: null
   }
   t.equal(isActive(record, expiresAt - 1), true, 'one millisecond before')
   t.equal(isActive(record, expiresAt), false, 'at the expiry')

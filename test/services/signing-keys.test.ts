@@ -131,6 +131,23 @@ t.test('check: only an unexpired ES256 JWS of the expected type by a published k
   }
 })
 
+t.test('identify: an expired JWS of ours is still ours; a bad signature, another typ or a stranger\'s key is not (identification only)', async (t) => {
+  const app = plainApp
+  const { keys } = app.services
+  const now = Math.floor(Date.now() / 1000)
+  const expired = keys.sign(JWT_TYPES.accessToken, { sub: 's', exp: now - 3600 })
+  t.equal(keys.check(expired, JWT_TYPES.accessToken), 'invalid', 'check refuses it')
+  t.equal(keys.identify(expired, JWT_TYPES.accessToken), 'valid', 'identify recognises it')
+  t.equal(keys.identify(expired, JWT_TYPES.introspection), 'invalid', 'another typ')
+  const [header = '', , signature = ''] = expired.split('.')
+  t.equal(keys.identify(`${header}.${base64url({ sub: 'admin', exp: now - 3600 })}.${signature}`, JWT_TYPES.accessToken), 'invalid', 'a changed payload')
+  const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const input = `${base64url({ alg: 'ES256', typ: 'at+jwt', kid: thumbprint(stranger.publicKey.export({ format: 'jwk' })) })}.${base64url({ sub: 's' })}`
+  t.equal(keys.identify(`${input}.${sign('sha256', Buffer.from(input), { key: stranger.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`, JWT_TYPES.accessToken), 'unknown-key')
+  t.equal(keys.identify('tsr_abc', JWT_TYPES.accessToken), 'invalid')
+  t.equal(keys.identify(keys.sign(JWT_TYPES.accessToken, { sub: 's', exp: 'soon' }), JWT_TYPES.accessToken), 'valid', 'the claims are not judged at all')
+})
+
 t.test('before any key is loaded, signing is a clear 503', async (t) => {
   const app = plainApp
   const empty = new SigningKeyStore({ fork: () => app.orm.em.fork(), secret: '', retiredKeyLifetime: 60 })

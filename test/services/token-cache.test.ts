@@ -22,6 +22,7 @@ function record (overrides: Partial<TokenRecord> = {}): TokenRecord {
     expiresAt: null,
     revoked: false,
     ownerActive: true,
+    introspectionPolicy: null,
     ...overrides
   }
 }

@@ -6,6 +6,7 @@ import { AccessToken } from '../../src/entities/access-token.js'
 import { Application } from '../../src/entities/application.js'
 import { User } from '../../src/entities/user.js'
 import { SYSTEM_ACTOR } from '../../src/services/audit.js'
+import { ScopeCatalogue } from '../../src/services/scopes.js'
 import { TokenCache } from '../../src/services/token-cache.js'
 import { generateToken, SecretDigester } from '../../src/services/token-format.js'
 import { isActive, TokenResolver, type TokenRecord } from '../../src/services/token-resolver.js'
@@ -14,6 +15,7 @@ import { issueToken, revokeToken } from '../../src/services/tokens.js'
 import { build, seedApplication, seedToken, seedUser } from '../helper.js'
 
 const HMAC_KEY = 'a-server-key-of-at-least-32-characters!'
+const catalogue = ScopeCatalogue.fromConfiguration('read:repository write:repository')
 
 function row (overrides: Partial<TokenRow> = {}): TokenRow {
   return {
@@ -24,8 +26,12 @@ function row (overrides: Partial<TokenRow> = {}): TokenRow {
     user_id: '0190b5d2-0000-7000-8000-0000000000aa',
     username: 'alice',
     suspended_at: null,
+    owner_admin: true,
     application_id: '0190b5d2-0000-7000-8000-0000000000bb',
     client_id: 'internal',
+    application_scopes: [],
+    introspection_audiences: null,
+    introspection_scopes: null,
     created_at: new Date('2026-01-02T03:04:05.678Z'),
     expires_at: new Date('2026-04-02T03:04:05.678Z'),
     revoked_at: null,
@@ -54,7 +60,7 @@ async function dumpDatabase (app: FastifyInstance): Promise<string> {
 }
 
 t.test('recordFromRow maps a database row to what the hot path needs', async (t) => {
-  t.strictSame(recordFromRow(row()), {
+  t.strictSame(recordFromRow(row(), catalogue), {
     id: '0190b5d2-0000-7000-8000-000000000001',
     name: 'ci',
     scopes: ['write:repository', 'introspect'],
@@ -67,28 +73,56 @@ t.test('recordFromRow maps a database row to what the hot path needs', async (t)
     createdAt: Math.floor(Date.parse('2026-01-02T03:04:05.678Z') / 1000),
     expiresAt: Date.parse('2026-04-02T03:04:05.678Z'),
     revoked: false,
-    ownerActive: true
+    ownerActive: true,
+    introspectionPolicy: null
   } satisfies TokenRecord)
 })
 
+t.test('what a user token grants follows its owner\'s rights now: a demoted admin\'s token loses admin and introspect', async (t) => {
+  const catalogue = ScopeCatalogue.fromConfiguration('read:repository write:repository')
+  const granted = ['admin', 'introspect', 'write:repository']
+  t.equal(recordFromRow(row({ scopes: granted, owner_admin: true }), catalogue).effectiveScope, 'admin introspect write:repository read:repository')
+  t.equal(recordFromRow(row({ scopes: granted, owner_admin: false }), catalogue).effectiveScope, 'write:repository read:repository')
+  t.strictSame(recordFromRow(row({ scopes: granted, owner_admin: false }), catalogue).scopes, granted, 'the scopes as granted are kept for listings')
+  const everyone = ScopeCatalogue.fromConfiguration('', 'everyone')
+  t.equal(recordFromRow(row({ scopes: ['introspect'], owner_admin: false }), everyone).effectiveScope, 'introspect', 'PERSONAL_INTROSPECT_TOKENS=everyone')
+  const nobody = ScopeCatalogue.fromConfiguration('', 'nobody')
+  t.equal(recordFromRow(row({ scopes: ['introspect'], owner_admin: true }), nobody).effectiveScope, '', 'PERSONAL_INTROSPECT_TOKENS=nobody')
+})
+
+t.test('an application\'s own token grants only what the application holds now, and carries its introspection limits', async (t) => {
+  const application = row({
+    user_id: null,
+    username: null,
+    owner_admin: null,
+    scopes: ['introspect', 'write:repository'],
+    application_scopes: ['introspect', 'read:repository'],
+    introspection_audiences: ['billing'],
+    introspection_scopes: []
+  })
+  const record = recordFromRow(application, catalogue)
+  t.equal(record.effectiveScope, 'introspect read:repository', 'write:repository was taken from the application')
+  t.strictSame(record.introspectionPolicy, { audiences: ['billing'], scopes: null })
+})
+
 t.test('recordFromRow accepts dates as strings, and an empty audience means unrestricted', async (t) => {
-  const record = recordFromRow(row({ created_at: '2026-01-02 03:04:05.678+00', expires_at: null, audience: [] }))
+  const record = recordFromRow(row({ created_at: '2026-01-02 03:04:05.678+00', expires_at: null, audience: [] }), catalogue)
   t.equal(record.createdAt, 1767323045)
   t.equal(record.expiresAt, null)
   t.equal(record.audience, null)
-  t.strictSame(recordFromRow(row({ audience: ['https://api.example.com'] })).audience, ['https://api.example.com'])
+  t.strictSame(recordFromRow(row({ audience: ['https://api.example.com'] }), catalogue).audience, ['https://api.example.com'])
 })
 
 t.test('recordFromRow marks revoked tokens and inactive owners', async (t) => {
-  t.equal(recordFromRow(row({ revoked_at: new Date() })).revoked, true)
-  t.equal(recordFromRow(row({ suspended_at: new Date() })).ownerActive, false, 'suspended owner')
-  t.equal(recordFromRow(row({ username: null })).ownerActive, false, 'owner row gone')
-  t.equal(recordFromRow(row({ user_id: null, username: null })).ownerActive, true, 'a token without an owner')
+  t.equal(recordFromRow(row({ revoked_at: new Date() }), catalogue).revoked, true)
+  t.equal(recordFromRow(row({ suspended_at: new Date() }), catalogue).ownerActive, false, 'suspended owner')
+  t.equal(recordFromRow(row({ username: null }), catalogue).ownerActive, false, 'owner row gone')
+  t.equal(recordFromRow(row({ user_id: null, username: null }), catalogue).ownerActive, true, 'a token without an owner')
 })
 
 t.test('isActive: not revoked, owner active, and not yet expired', async (t) => {
   const now = Date.parse('2026-03-01T00:00:00Z')
-  const record = recordFromRow(row())
+  const record = recordFromRow(row(), catalogue)
   t.equal(isActive(record, now), true)
   t.equal(isActive({ ...record, expiresAt: null }, now), true)
   t.equal(isActive({ ...record, expiresAt: now + 1 }, now), true)
@@ -138,7 +172,8 @@ t.test('a failing store makes resolve reject: never active, nothing cached', asy
 })
 
 t.test('with a database', async (t) => {
-  const app = await build(t)
+  // alice, no administrator, holds an introspect token here: the policy allows it for this block.
+  const app = await build(t, { PERSONAL_INTROSPECT_TOKENS: 'everyone' })
   const { resolver, cache, digester } = app.services
 
   t.test('an active token resolves to its record', async (t) => {

@@ -80,7 +80,8 @@ t.test('resolveExpiry', async (t) => {
 })
 
 t.test('issueToken', async (t) => {
-  const app = await build(t)
+  // alice, no administrator, is given introspect tokens here: the policy allows it for this file.
+  const app = await build(t, { PERSONAL_INTROSPECT_TOKENS: 'everyone' })
   await seedUser(app, 'alice')
   await seedUser(app, 'bob')
   await seedUser(app, 'root', { admin: true })

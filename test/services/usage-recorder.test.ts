@@ -54,7 +54,8 @@ async function connectWhenFree (url: string): Promise<pg.Client> {
 const app = await build(t, { LAST_USED_FLUSH_INTERVAL: '3600' })
 const resourceServer = await seedApplication(app, ['introspect'])
 const asResourceServer = basic(resourceServer.clientId, resourceServer.clientSecret)
-await seedUser(app, 'alice')
+// An administrator: her token introspects below (PERSONAL_INTROSPECT_TOKENS=admins).
+await seedUser(app, 'alice', { admin: true })
 
 t.test('many validations of one token cost one write per flush', async (t) => {
   const used = await seedToken(app, 'alice', { name: 'busy' })

@@ -90,8 +90,9 @@ const adminApplications: FastifyPluginAsyncTypebox = async function (fastify) {
       updateApplication(tx, config.scopes, found, request.body, request.principal!.actor)
       return found
     })
-    // Scopes and audiences are part of what a verified credential grants: verify afresh.
-    await services.invalidation.client(application.id)
+    // Scopes and introspection limits are part of what its verified credentials and its own
+    // tokens grant: both are read afresh.
+    await services.invalidation.application(application.id)
     return toApplicationView(application)
   })
 

@@ -7,7 +7,8 @@ import { AdminTokensQuery, TokenViewList } from '../../../schemas/listing.js'
 import { CreateTokenBody, UsernameParams } from '../../../schemas/tokens.js'
 import { pageLinks } from '../../services/pagination.js'
 import { findTokenByReference, listTokensByPage, revokeAndForget, tokenFilterQuery } from '../../services/token-management.js'
-import { lastEight } from '../../services/token-format.js'
+import { JWT_TYPES } from '../../services/signing-keys.js'
+import { isWellFormedToken, lastEight } from '../../services/token-format.js'
 import { issuePersonalToken, revokeToken } from '../../services/tokens.js'
 import { findUserOrFail } from '../../services/users.js'
 import { serializeCreatedToken, toTokenView } from '../../views.js'
@@ -16,7 +17,7 @@ const security = [{ bearerAuth: [] }]
 
 /** Tokens of any user, and leaked tokens by value: /api/v1/admin/users/{username}/tokens, /api/v1/admin/tokens/*. */
 const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { services } = fastify
+  const { services, config } = fastify
 
   fastify.get('/api/v1/admin/users/:username/tokens', {
     schema: {
@@ -35,7 +36,7 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
     const { items, total } = await listTokensByPage(em, { $and: [{ user }, tokenFilterQuery(filters)] }, page, limit)
     reply.header('x-total-count', String(total)).links(request, pageLinks(page, limit, total))
     const now = new Date()
-    return items.map((token) => toTokenView(token, now))
+    return items.map((token) => toTokenView(token, config.scopes, now))
   })
 
   fastify.post('/api/v1/admin/users/:username/tokens', {
@@ -79,9 +80,30 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
     return body.tokens ?? [body.token as string]
   }
 
-  async function findByValue (em: ReturnType<typeof fastify.orm.em.fork>, value: string): Promise<AccessToken | null | 'malformed'> {
-    // Opaque tokens and Tessera-signed JWT access tokens alike.
-    if (!services.resolver.isWellFormed(value)) return 'malformed'
+  /**
+   * The values that are our tokens by their form alone: well-formed opaque tokens, and JWT access
+   * tokens one of our keys signed. Expiry does not count here (the resolver's isWellFormed()
+   * refuses an expired JWT): a leaked token that has since expired is still ours, and is reported
+   * found and expired. Identification only; nothing is accepted by it. It may reload the keys
+   * (another replica rotated): call it outside a transaction, as the embedded database has a
+   * single connection.
+   */
+  async function recognised (values: string[]): Promise<Set<string>> {
+    const ours = new Set<string>()
+    for (const value of values) {
+      if (isWellFormedToken(value, config.TOKEN_PREFIX)) {
+        ours.add(value)
+        continue
+      }
+      let outcome = services.keys.identify(value, JWT_TYPES.accessToken)
+      if (outcome === 'unknown-key' && await services.keys.reloadForUnknownKey()) outcome = services.keys.identify(value, JWT_TYPES.accessToken)
+      if (outcome === 'valid') ours.add(value)
+    }
+    return ours
+  }
+
+  async function findByValue (em: ReturnType<typeof fastify.orm.em.fork>, value: string, ours: Set<string>): Promise<AccessToken | null | 'malformed'> {
+    if (!ours.has(value)) return 'malformed'
     return await em.findOne(AccessToken, { digest: services.digester.digest(value) }, { populate: ['application', 'user'] })
   }
 
@@ -95,16 +117,18 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       response: { 200: TokenLookupResults, ...problems(400, 401, 403) }
     }
   }, async function (request, reply) {
+    const values = valuesOf(request.body)
+    const ours = await recognised(values)
     const em = fastify.orm.em.fork()
     const now = new Date()
     const results = []
-    for (const value of valuesOf(request.body)) {
-      const found = await findByValue(em, value)
+    for (const value of values) {
+      const found = await findByValue(em, value, ours)
       if (found === null || found === 'malformed') {
         results.push({ token_last_eight: lastEight(value), found: false, active: false, reason: found === null ? 'unknown' : 'malformed', token: null })
         continue
       }
-      const view = toTokenView(found, now)
+      const view = toTokenView(found, config.scopes, now)
       const ownerSuspended = found.user != null && found.user.suspendedAt != null
       const active = view.state === 'active' && !ownerSuspended
       results.push({ token_last_eight: lastEight(value), found: true, active, reason: active ? null : (view.state !== 'active' ? view.state : 'owner_suspended'), token: view })
@@ -124,12 +148,13 @@ const adminTokens: FastifyPluginAsyncTypebox = async function (fastify) {
     }
   }, async function (request) {
     const values = valuesOf(request.body)
+    const ours = await recognised(values)
     const principal = request.principal!
     const em = fastify.orm.em.fork()
     const results = await em.transactional(async (tx) => {
       const out = []
       for (const value of values) {
-        const found = await findByValue(tx, value)
+        const found = await findByValue(tx, value, ours)
         if (found === null || found === 'malformed') {
           out.push({ token_last_eight: lastEight(value), result: found === null ? 'unknown' as const : 'malformed' as const, token_id: null, owner: null })
           continue

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Errors } from '../../errors.js'
-import { authorizationOf, callerRateLimitKey } from '../../http/credentials.js'
+import { authorizationOf } from '../../http/credentials.js'
 import { IntrospectBody, IntrospectionAnswer, SIGNED_INTROSPECTION_TYPE } from '../../../schemas/oauth.js'
 import { oauthErrors } from '../../../schemas/common.js'
 import { introspectionResponse, INACTIVE, visibleTo, type IntrospectionBody, type IntrospectionPolicy } from '../../services/introspection.js'
@@ -15,6 +15,12 @@ import type { TokenRecord } from '../../services/token-resolver.js'
 const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
   const { resolver, keys, counters } = fastify.services
   const issuer = fastify.config.publicUrl
+  // Per authenticated caller, counted once it is authenticated: nobody can spend another's allowance.
+  const perCaller = fastify.keyedRateLimit({
+    max: fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT,
+    timeWindow: fastify.config.RATE_LIMIT_WINDOW * 1000,
+    message: 'rate limit exceeded for this caller'
+  })
 
   /** RFC 9701 §5: the answer as the `token_introspection` claim of a JWT addressed to the caller. */
   function signedAnswer (answer: IntrospectionBody, audience: string): string {
@@ -47,20 +53,12 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
       }
     },
     // Thousands of answers a second: no info line per request (GET /metrics counts them); failures still log.
-    logLevel: 'warn',
-    config: {
-      rateLimit: {
-        // After body parsing: the key of a client_secret_post caller is the client_id in the form.
-        hook: 'preValidation',
-        max: fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT,
-        timeWindow: fastify.config.RATE_LIMIT_WINDOW * 1000,
-        keyGenerator: callerRateLimitKey
-      }
-    }
+    logLevel: 'warn'
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { body } = request
     const caller = await fastify.authenticateCaller(request, body)
+    await perCaller.enforce(request, caller.kind === 'client' ? `client:${caller.client.clientId}` : `token:${caller.token.id}`)
     const scopes = caller.kind === 'client' ? caller.client.scopes : caller.token.effectiveScope.split(' ')
     if (!scopes.includes('introspect')) throw new Errors.IntrospectScopeRequired()
     if (caller.kind === 'token') {
@@ -68,7 +66,11 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
       const bearer = authorizationOf(request)
       if (bearer?.scheme === 'bearer' && bearer.token === body.token) throw new Errors.SelfIntrospection()
     }
-    const policy = caller.kind === 'client' ? { audiences: caller.client.introspectionAudiences, scopes: caller.client.introspectionScopes } : undefined
+    // The caller's limits follow the caller however it authenticates: an application's own token
+    // carries its application's limits; an administrator's personal token has none.
+    const policy = caller.kind === 'client'
+      ? { audiences: caller.client.introspectionAudiences, scopes: caller.client.introspectionScopes }
+      : caller.token.introspectionPolicy ?? undefined
     const record = await counters.outcome('introspect', visibleRecord(body.token, policy))
     // The holder's address is unknown here (the caller is a resource server): time only.
     if (record !== null) fastify.usage.record(record.id, null)

@@ -4,6 +4,7 @@ import type { FilterQuery } from '@mikro-orm/core'
 import { Errors } from '../../errors.js'
 import { AccessToken } from '../../entities/access-token.js'
 import { actorFromRequest } from '../../http/actor.js'
+import { addressKey } from '../../http/address.js'
 import { authorizationOf } from '../../http/credentials.js'
 import { oauthErrors } from '../../../schemas/common.js'
 import { RevocationAnswer, RevokeBody } from '../../../schemas/oauth.js'
@@ -23,6 +24,7 @@ type Revoker =
  */
 const revoke: FastifyPluginAsyncTypebox = async function (fastify) {
   const { services } = fastify
+  const perCaller = fastify.keyedRateLimit(CLIENT_RATE_LIMIT)
 
   /** Client authentication, or none at all, or a bearer token that is the token being revoked. */
   async function revokerOf (request: FastifyRequest, body: { token: string, client_id?: string, client_secret?: string }): Promise<Revoker> {
@@ -52,12 +54,13 @@ const revoke: FastifyPluginAsyncTypebox = async function (fastify) {
         200: RevocationAnswer,
         ...oauthErrors(400, 401, 413, 415, 429, 503)
       }
-    },
-    config: { rateLimit: CLIENT_RATE_LIMIT }
+    }
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { body } = request
     const revoker = await revokerOf(request, body)
+    // A holder proves nothing before the lookup: its requests count against its address.
+    await perCaller.enforce(request, revoker.kind === 'client' ? `client:${revoker.clientId}` : `holder:${addressKey(request.ip)}`)
     if (!services.resolver.isWellFormed(body.token)) return await reply.code(200).send()
 
     const now = new Date()

@@ -20,7 +20,7 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const record = await fastify.requireBearer(request, 'token_info')
     const expiresIn = record.expiresAt === null ? null : Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000))
-    const scope = record.effectiveScope.split(' ')
+    const scope = record.effectiveScope === '' ? [] : record.effectiveScope.split(' ')
     return {
       resource_owner_id: record.userId,
       scope,
@@ -28,7 +28,8 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
       application: { uid: record.clientId },
       created_at: record.createdAt,
       scopes: scope,
-      expires_in_seconds: expiresIn
+      expires_in_seconds: expiresIn,
+      ...(record.audience !== null ? { aud: record.audience } : {})
     }
   })
 }

@@ -17,6 +17,7 @@ import { CLIENT_RATE_LIMIT } from './client-rate-limit.js'
 const token: FastifyPluginAsyncTypebox = async function (fastify) {
   const { services, config } = fastify
   const lifetime = clientTokenLifetime(config.CLIENT_CREDENTIALS_TOKEN_LIFETIME, config.TOKEN_MAX_LIFETIME)
+  const perClient = fastify.keyedRateLimit(CLIENT_RATE_LIMIT)
 
   /** A public client can name itself but not authenticate: tell it the grant is not for it. */
   async function authenticateConfidentialClient (request: FastifyRequest, body: ClientCredentialFields): Promise<ClientRecord> {
@@ -46,12 +47,12 @@ const token: FastifyPluginAsyncTypebox = async function (fastify) {
         200: TokenResponse,
         ...oauthErrors(400, 401, 413, 415, 429, 503)
       }
-    },
-    config: { rateLimit: CLIENT_RATE_LIMIT }
+    }
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { body } = request
     const client = await authenticateConfidentialClient(request, body)
+    await perClient.enforce(request, `client:${client.clientId}`)
     if (body.grant_type !== 'client_credentials') throw new Errors.UnsupportedGrantType(printable(body.grant_type))
     const actor = actorFromRequest(request, null, `client:${client.clientId}`)
     return await fastify.orm.em.fork().transactional(async (tx) => {

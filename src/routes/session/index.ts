@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { WebSession } from '../../entities/session.js'
 import { User } from '../../entities/user.js'
 import { Errors } from '../../errors.js'
+import { addressKey } from '../../http/address.js'
 import { NoContent, problems } from '../../../schemas/common.js'
 import { SessionView, SignInBody } from '../../../schemas/session.js'
 import { csrfTokenFor, endSession, isSessionSecret, SESSION_SCOPES, startSession } from '../../services/sessions.js'
@@ -16,7 +17,7 @@ const session: FastifyPluginAsyncTypebox = async function (fastify) {
   const window = config.RATE_LIMIT_WINDOW * 1000
   // The password API's limits, per address and, separately, per username.
   const limitSignIns = fastify.combinedRateLimit([
-    { max: config.RATE_LIMIT_PASSWORD_PER_IP, timeWindow: window, keyGenerator: (request) => `sign-in-ip:${request.ip}` },
+    { max: config.RATE_LIMIT_PASSWORD_PER_IP, timeWindow: window, keyGenerator: (request) => `sign-in-ip:${addressKey(request.ip)}` },
     {
       max: config.RATE_LIMIT_PASSWORD_PER_USER,
       timeWindow: window,
@@ -50,7 +51,7 @@ const session: FastifyPluginAsyncTypebox = async function (fastify) {
         'Refused from another origin; rate-limited as the password API is. 403 when password sign-in is disabled (BASIC_AUTH_ENABLED=false).',
       security: [],
       body: SignInBody,
-      response: { 201: SessionView, ...problems(400, 401, 403, 415, 429) }
+      response: { 201: SessionView, ...problems(400, 401, 403, 415, 429, 503) }
     },
     onRequest: async function sameOriginOnly (request) { webSessions.assertSameOrigin(request) },
     preHandler: limitSignIns

@@ -41,7 +41,7 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
     const page = await listTokensByKeyset(fastify.orm.em.fork(), { $and: [{ user: request.principal!.user.id }, filter] }, plan)
     reply.links(request, keysetLinks(page, plan.limit))
     const now = new Date()
-    return page.map((token) => toTokenView(token, now))
+    return page.map((token) => toTokenView(token, config.scopes, now))
   })
 
   fastify.get('/api/v1/tokens/:id', {
@@ -54,7 +54,7 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
     },
     onRequest: fastify.requireUser('read:tokens')
   }, async function (request) {
-    return toTokenView(await ownTokenOr404(fastify.orm.em.fork(), request.principal!.user.id, request.params.id))
+    return toTokenView(await ownTokenOr404(fastify.orm.em.fork(), request.principal!.user.id, request.params.id), config.scopes)
   })
 
   fastify.post('/api/v1/tokens/:id/invalidate', {
@@ -72,14 +72,14 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
     const em = fastify.orm.em.fork()
     const token = await ownTokenOr404(em, principal.user.id, request.params.id)
     await revokeAndForget(em, services.invalidation, token, principal.actor, 'invalidated by its owner')
-    return toTokenView(token)
+    return toTokenView(token, config.scopes)
   })
 
   fastify.post('/api/v1/tokens/:id/rotate', {
     schema: {
       tags: ['tokens'],
       summary: 'Rotate one of your tokens: a new secret, same name, scopes, audience and lifetime',
-      description: `Needs \`write:tokens\`. The new plaintext is in the answer once. The old token dies at once, or after \`grace_period\` seconds (at most ${config.TOKEN_ROTATION_MAX_GRACE}) during which both work. A token may rotate itself.`,
+      description: `Needs \`write:tokens\`. The new plaintext is in the answer once. The old token dies at once, or after \`grace_period\` seconds (at most ${config.TOKEN_ROTATION_MAX_GRACE}) during which both work. Rotation mints a secret, so: a token may rotate itself; it may rotate another of your tokens only if it grants every scope that token grants and is limited to no fewer audiences (403 TESSERA_ROTATION_BEYOND_CALLER otherwise); the web session may rotate any of your tokens. A token its owner may no longer hold (\`admin\` after a demotion) is not rotated (403).`,
       security,
       params: TokenIdParams,
       body: RotateBody(config.TOKEN_ROTATION_MAX_GRACE),
@@ -95,7 +95,8 @@ const tokenReview: FastifyPluginAsyncTypebox = async function (fastify) {
     const issued = await em.transactional(async (tx) => await rotateToken(tx, services.issuer, {
       tokenId: old.id,
       graceSeconds: request.body.grace_period ?? 0,
-      actor: principal.actor
+      actor: principal.actor,
+      rotatedBy: principal.token
     }))
     await services.invalidation.tokens([old.id])
     return reply.code(201).header('cache-control', 'no-store').header('pragma', 'no-cache').send(serializeCreatedToken(issued))

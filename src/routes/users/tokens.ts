@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { User } from '../../entities/user.js'
 import { Errors } from '../../errors.js'
 import { actorFromRequest } from '../../http/actor.js'
+import { addressKey } from '../../http/address.js'
 import { authorizationOf } from '../../http/credentials.js'
 import { NoContent, problems } from '../../../schemas/common.js'
 import { UserTokenParams } from '../../../schemas/admin.js'
@@ -19,7 +20,7 @@ const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
   const window = config.RATE_LIMIT_WINDOW * 1000
   // Password attempts are limited per username and, separately, per address.
   const limitPasswordAttempts = fastify.combinedRateLimit([
-    { max: config.RATE_LIMIT_PASSWORD_PER_IP, timeWindow: window, keyGenerator: (request) => `password-ip:${request.ip}` },
+    { max: config.RATE_LIMIT_PASSWORD_PER_IP, timeWindow: window, keyGenerator: (request) => `password-ip:${addressKey(request.ip)}` },
     {
       max: config.RATE_LIMIT_PASSWORD_PER_USER,
       timeWindow: window,
@@ -91,7 +92,7 @@ const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       security: [{ basicAuth: [] }, { bearerAuth: [] }],
       params: UsernameParams,
       querystring: UserTokensQuery,
-      response: { 200: TokenViewList, ...problems(400, 401, 403, 429) }
+      response: { 200: TokenViewList, ...problems(400, 401, 403, 429, 503) }
     },
     preHandler: ownerAuthentication('read:tokens')
   }, async function (request, reply) {
@@ -101,7 +102,7 @@ const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
     const { items, total } = await listTokensByPage(fastify.orm.em.fork(), { $and: [{ user: user.id }, filter] }, page, limit)
     reply.header('x-total-count', String(total)).links(request, pageLinks(page, limit, total))
     const now = new Date()
-    return items.map((token) => toTokenView(token, now))
+    return items.map((token) => toTokenView(token, config.scopes, now))
   })
 
   fastify.delete('/api/v1/users/:username/tokens/:token', {
@@ -111,7 +112,7 @@ const userTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       description: 'Basic authentication with the user\'s password, or one of the user\'s own tokens with `write:tokens`. 404 when nothing matches; 422 when the value is one token\'s id and another\'s name, or names several tokens.',
       security: [{ basicAuth: [] }, { bearerAuth: [] }],
       params: UserTokenParams,
-      response: { 204: NoContent, ...problems(400, 401, 403, 404, 422, 429) }
+      response: { 204: NoContent, ...problems(400, 401, 403, 404, 422, 429, 503) }
     },
     preHandler: ownerAuthentication('write:tokens')
   }, async function (request, reply) {

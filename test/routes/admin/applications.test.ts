@@ -221,6 +221,34 @@ t.test('update', async (t) => {
   })
 })
 
+t.test('application names are NFC-normalised and may not hide characters (issue 12)', async (t) => {
+  const target = await createApp({ name: 'naming-target', scopes: ['introspect'] })
+
+  t.test('on create, a bidi override (U+202E) is a 400 naming the field and the character, and creates nothing', async (t) => {
+    const before = await count('applications')
+    assertProblem(t, await admin('POST', '/api/v1/admin/applications', { name: 'billing\u202eipa', scopes: ['introspect'] }), 400,
+      'TESSERA_INVALID_DISPLAY_TEXT', 'name must not contain control or invisible formatting characters (U+202E)')
+    t.equal(await count('applications'), before)
+  })
+
+  t.test('on update, a zero-width joiner (U+200D) is refused and the name is unchanged', async (t) => {
+    assertProblem(t, await admin('PATCH', `/api/v1/admin/applications/${target.id}`, { name: 'bill\u200ding' }), 400,
+      'TESSERA_INVALID_DISPLAY_TEXT', 'name must not contain control or invisible formatting characters (U+200D)')
+    t.strictSame(await sql('select name from applications where id = ?', [target.id]), [{ name: 'naming-target' }])
+  })
+
+  t.test('a decomposed é (e + U+0301) is stored precomposed (U+00E9), on create and on update', async (t) => {
+    const created = await admin('POST', '/api/v1/admin/applications', { name: 'caf\u0065\u0301', scopes: ['introspect'] })
+    t.equal(created.statusCode, 201)
+    t.equal(created.json().name, 'caf\u00e9')
+    t.strictSame(await sql('select name from applications where id = ?', [created.json().id]), [{ name: 'caf\u00e9' }])
+    const updated = await admin('PATCH', `/api/v1/admin/applications/${target.id}`, { name: 'r\u0065\u0301sum\u0065\u0301' })
+    t.equal(updated.statusCode, 200)
+    t.equal(updated.json().name, 'r\u00e9sum\u00e9')
+    t.strictSame(await sql('select name from applications where id = ?', [target.id]), [{ name: 'r\u00e9sum\u00e9' }])
+  })
+})
+
 t.test('secret rotation', async (t) => {
   t.test('the old secret is refused at once although it was cached; the new one works', async (t) => {
     const rotating = await createApp({ name: 'rotating', scopes: ['introspect'] })

@@ -1,7 +1,8 @@
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
+import { JWT_TYPES } from '../../../src/services/signing-keys.js'
 import { generateToken } from '../../../src/services/token-format.js'
-import { assertProblem, basic, bearer, build, introspection, seedApplication, seedToken, seedUser } from '../../helper.js'
+import { assertProblem, basic, bearer, build, form, introspection, seedApplication, seedToken, seedUser } from '../../helper.js'
 
 const PUBLIC_URL = 'https://auth.example.test'
 const VALID_SCOPES = 'admin introspect read:repository read:tokens write:repository write:tokens'
@@ -368,4 +369,39 @@ t.test('revoking tokens by value', async (t) => {
     assertProblem(t, await admin('POST', '/api/v1/admin/tokens/revoke', {}), 400, 'TESSERA_TOKEN_VALUES_SHAPE')
     assertProblem(t, await admin('POST', '/api/v1/admin/tokens/revoke', { tokens: Array.from({ length: 101 }, () => unknown) }), 400, 'FST_ERR_VALIDATION')
   })
+})
+
+t.test('an expired JWT access token is found and expired, not malformed (issue 12); a broken signature stays malformed', async (t) => {
+  const service = await seedApplication(app, ['read:repository'], { tokenFormat: 'jwt' })
+  const body = form({ grant_type: 'client_credentials', scope: 'read:repository' })
+  const granted = await app.inject({ method: 'POST', url: '/oauth/token', payload: body.payload, headers: { ...body.headers, authorization: basic(service.clientId, service.clientSecret) } })
+  t.equal(granted.statusCode, 200)
+  const live = granted.json().access_token as string
+  // The same claims signed by the same key, an hour past their expiry, in place of the row's
+  // token: a JWT of ours that is really expired, as a scanner finds one long after the leak.
+  const claims = JSON.parse(Buffer.from(live.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>
+  const past = Math.floor(Date.now() / 1000) - 3600
+  const expired = app.services.keys.sign(JWT_TYPES.accessToken, { ...claims, iat: past - 3600, nbf: past - 3600, exp: past })
+  await sql('update access_tokens set digest = ?, last_eight = ?, expires_at = ? where id = ?', [app.services.digester.digest(expired), expired.slice(-8), new Date(past * 1000), claims.jti])
+  t.equal(app.services.keys.check(expired, JWT_TYPES.accessToken), 'invalid', 'the signature check that accepts tokens refuses it')
+  t.equal(app.services.keys.identify(expired, JWT_TYPES.accessToken), 'valid', 'identification ignores expiry')
+  // One character in the middle of the signature changed: the signature no longer verifies.
+  const at = expired.length - 20
+  const broken = `${expired.slice(0, at)}${expired[at] === 'A' ? 'B' : 'A'}${expired.slice(at + 1)}`
+  t.equal(app.services.keys.identify(broken, JWT_TYPES.accessToken), 'invalid')
+
+  const lookup = await admin('POST', '/api/v1/admin/tokens/lookup', { tokens: [expired, broken] })
+  t.equal(lookup.statusCode, 200)
+  t.match(lookup.json(), [
+    { token_last_eight: expired.slice(-8), found: true, active: false, reason: 'expired', token: { id: claims.jti, state: 'expired', owner: null, application: { client_id: service.clientId } } },
+    { token_last_eight: broken.slice(-8), found: false, active: false, reason: 'malformed', token: null }
+  ])
+  t.equal(lookup.json().length, 2)
+
+  const revoked = await admin('POST', '/api/v1/admin/tokens/revoke', { tokens: [expired, broken] })
+  t.strictSame(revoked.json(), [
+    { token_last_eight: expired.slice(-8), result: 'revoked', token_id: claims.jti, owner: null },
+    { token_last_eight: broken.slice(-8), result: 'malformed', token_id: null, owner: null }
+  ])
+  t.equal(await count('access_tokens where id = ? and revoked_at is not null', [claims.jti]), 1, 'the expired JWT\'s row is revoked')
 })

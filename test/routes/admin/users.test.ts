@@ -132,7 +132,8 @@ t.test('the last active administrator', async (t) => {
     const demoted = await root('PATCH', '/api/v1/admin/users/root', { admin: false })
     t.equal(demoted.statusCode, 200)
     t.match(demoted.json(), { username: 'root', admin: false })
-    assertProblem(t, await root('GET', '/api/v1/admin/users'), 403, 'TESSERA_NOT_ADMINISTRATOR', 'root is not an administrator')
+    // Demoted: the token no longer grants admin (what it grants follows its owner's rights now).
+    assertProblem(t, await root('GET', '/api/v1/admin/users'), 403, 'TESSERA_INSUFFICIENT_SCOPE', 'the token lacks the admin scope')
     assertProblem(t, await deputy('DELETE', '/api/v1/admin/users/deputy'), 409, 'TESSERA_LAST_ADMINISTRATOR')
 
     t.equal((await deputy('PATCH', '/api/v1/admin/users/root', { admin: true })).statusCode, 200)

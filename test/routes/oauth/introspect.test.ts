@@ -80,7 +80,8 @@ t.test('caller authentication', async (t) => {
   })
 
   t.test('a bearer token with the introspect scope authenticates', async (t) => {
-    await seedUser(app, 'bearer-caller')
+    // An administrator: only they may hold a personal introspect token (PERSONAL_INTROSPECT_TOKENS=admins).
+    await seedUser(app, 'bearer-caller', { admin: true })
     const own = await seedToken(app, 'bearer-caller', { scopes: ['introspect'] })
     const res = await introspect(app, { token }, bearer(own.token))
     t.equal(res.statusCode, 200)
@@ -130,7 +131,7 @@ t.test('caller authentication', async (t) => {
   })
 
   t.test('a bearer token and client_secret_post at once is 400 invalid_request', async (t) => {
-    await seedUser(app, 'bearer-and-post')
+    await seedUser(app, 'bearer-and-post', { admin: true })
     const own = await seedToken(app, 'bearer-and-post', { scopes: ['introspect'] })
     const res = await introspect(app, { token, client_id: caller.clientId, client_secret: caller.clientSecret }, bearer(own.token))
     assertOAuthError(t, res, 400, 'invalid_request', /one client authentication method/)
@@ -162,7 +163,7 @@ t.test('caller authentication', async (t) => {
   })
 
   t.test('an expired bearer token is 401 invalid_token', async (t) => {
-    await seedUser(app, 'expired-caller')
+    await seedUser(app, 'expired-caller', { admin: true })
     const own = await seedToken(app, 'expired-caller', { scopes: ['introspect'] })
     await app.orm.em.getConnection().execute('update access_tokens set expires_at = now() - interval \'1 second\' where id = ?', [own.id], 'run')
     app.services.cache.invalidateToken(own.id)
@@ -184,7 +185,7 @@ t.test('caller authentication', async (t) => {
   })
 
   t.test('a bearer caller may not introspect the token it authenticates with (RFC 7662 §2.1)', async (t) => {
-    await seedUser(app, 'self-introspect')
+    await seedUser(app, 'self-introspect', { admin: true })
     const own = await seedToken(app, 'self-introspect', { scopes: ['introspect'] })
     const res = await introspect(app, { token: own.token }, bearer(own.token))
     assertOAuthError(t, res, 400, 'invalid_request', /itself/)
@@ -536,7 +537,7 @@ t.test('rate limiting per caller', async (t) => {
   })
 
   t.test('bearer callers are limited per token', async (t) => {
-    await seedUser(limited, 'limited-bearer')
+    await seedUser(limited, 'limited-bearer', { admin: true })
     const first = await seedToken(limited, 'limited-bearer', { scopes: ['introspect'] })
     const second = await seedToken(limited, 'limited-bearer', { scopes: ['introspect'] })
     for (let i = 1; i <= 3; i++) t.equal((await introspect(limited, { token }, bearer(first.token))).statusCode, 200, `request ${i}`)

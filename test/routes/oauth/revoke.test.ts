@@ -294,8 +294,23 @@ t.test('rate limiting', async (t) => {
       if (res.statusCode !== 200) t.fail(`request ${i + 1} was ${res.statusCode}`)
     }
     const limited = await revoke({ token: 'malformed' }, auth)
-    assertOAuthError(t, limited, 429, 'rate_limited', /^rate limit exceeded: at most 600 requests in this window/)
+    assertOAuthError(t, limited, 429, 'rate_limited', /^rate limit exceeded for this client: at most 600 in 60 seconds/)
     t.match(limited.headers['retry-after'], /^\d+$/)
     assertEmptyOk(t, await revoke({ token: 'malformed' }, ownerAuth))
+  })
+
+  t.test('a holder revoking without client credentials is limited per address (an IPv6 /64 is one)', async (t) => {
+    const holderRevoke = async (remoteAddress: string): Promise<LightMyRequestResponse> => {
+      const body = form({ token: 'malformed' })
+      return await app.inject({ method: 'POST', url: '/oauth/revoke', payload: body.payload, headers: body.headers, remoteAddress })
+    }
+    for (let i = 0; i < 600; i++) {
+      const res = await holderRevoke(`2001:db8:5:6::${(i % 50).toString(16)}`)
+      if (res.statusCode !== 200) t.fail(`request ${i + 1} was ${res.statusCode}`)
+    }
+    assertOAuthError(t, await holderRevoke('2001:db8:5:6::ffff'), 429, 'rate_limited')
+    assertEmptyOk(t, await revoke({ token: 'malformed' }, ownerAuth))
+    const elsewhere = await holderRevoke('2001:db8:5:7::1')
+    t.equal(elsewhere.statusCode, 200, 'another /64 is not limited')
   })
 })

@@ -240,7 +240,7 @@ t.test('client authentication', async (t) => {
   })
 
   t.test('a bearer token is not client authentication: 401 invalid_client with a Basic challenge, even for a live token', async (t) => {
-    await seedUser(app, 'bearer-at-token-endpoint')
+    await seedUser(app, 'bearer-at-token-endpoint', { admin: true })
     const personal = await seedToken(app, 'bearer-at-token-endpoint', { scopes: ['introspect'] })
     const before = await tokenCount()
     const res = await requestToken(app, { grant_type: 'client_credentials' }, bearer(personal.token))
@@ -399,7 +399,7 @@ t.test('rate limiting per client', async (t) => {
       if (res.statusCode !== 400) t.fail(`request ${i + 1} was ${res.statusCode}`)
     }
     const limited = await requestToken(app, { grant_type: 'client_credentials' }, auth)
-    assertOAuthError(t, limited, 429, 'rate_limited', /^rate limit exceeded: at most 600 requests in this window/)
+    assertOAuthError(t, limited, 429, 'rate_limited', /^rate limit exceeded for this client: at most 600 in 60 seconds/)
     t.match(limited.headers['retry-after'], /^\d+$/)
     const viaPost = await requestToken(app, { grant_type: 'client_credentials', client_id: busy.clientId, client_secret: busy.clientSecret })
     t.equal(viaPost.statusCode, 429, 'client_secret_post counts against the same client')

@@ -27,7 +27,9 @@ const sql = async <T = unknown>(query: string, params: unknown[] = []): Promise<
 const resourceServer = await seedApplication(app, ['introspect'])
 await seedUser(app, 'alice')
 await seedUser(app, 'bob')
-const manager = await seedToken(app, 'alice', { name: 'manager', scopes: ['read:tokens', 'write:tokens'] })
+// It rotates alice's other tokens, so it must grant all they grant (a token may rotate another
+// only if it could stand in for it): the repository scope too.
+const manager = await seedToken(app, 'alice', { name: 'manager', scopes: ['read:tokens', 'write:tokens', 'read:repository'] })
 
 const introspectAsServer = async (token: string): Promise<Record<string, unknown>> => await introspect(app, token, basic(resourceServer.clientId, resourceServer.clientSecret))
 
@@ -163,7 +165,7 @@ t.test('rotateToken caps the copied lifetime at today\'s maximum', async (t) => 
   const old = await seedToken(app, 'alice', { name: 'long', expires_in: 86400 })
   const now = new Date()
   const issued = await app.orm.em.fork().transactional(async (tx) => await rotateToken(tx, { ...app.services.issuer, limits: { defaultLifetime: 0, maxLifetime: 3600 } }, {
-    tokenId: old.id, graceSeconds: 0, actor: SYSTEM_ACTOR, now
+    tokenId: old.id, graceSeconds: 0, actor: SYSTEM_ACTOR, rotatedBy: null, now
   }))
   t.strictSame(issued.token.expiresAt, new Date(now.getTime() + 3600_000))
   t.strictSame(issued.token.createdAt, now)

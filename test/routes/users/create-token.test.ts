@@ -244,6 +244,31 @@ t.test('a name already taken by a live token is a 409', async (t) => {
   t.equal(other.statusCode, 201, 'another user may use the same name')
 })
 
+t.test('token names are NFC-normalised and may not hide characters (issue 12)', async (t) => {
+  t.test('a bidi override (U+202E) is a 400 naming the field and the character, and writes nothing', async (t) => {
+    const before = await countTokens(app)
+    const res = await createToken(app, 'alice', { name: 'deploy\u202egnp.exe', scopes: ['read:tokens'] })
+    assertProblem(t, res, 400, 'TESSERA_INVALID_DISPLAY_TEXT', 'name must not contain control or invisible formatting characters (U+202E)')
+    t.equal(await countTokens(app), before)
+  })
+
+  t.test('a zero-width space (U+200B) and a control character (U+001B) are refused the same way', async (t) => {
+    const before = await countTokens(app)
+    assertProblem(t, await createToken(app, 'alice', { name: 'lap\u200btop', scopes: ['read:tokens'] }), 400, 'TESSERA_INVALID_DISPLAY_TEXT', /\(U\+200B\)$/)
+    assertProblem(t, await createToken(app, 'alice', { name: 'lap\u001b[31mtop', scopes: ['read:tokens'] }), 400, 'TESSERA_INVALID_DISPLAY_TEXT', /\(U\+001B\)$/)
+    t.equal(await countTokens(app), before)
+  })
+
+  t.test('a decomposed é (e + U+0301) is stored precomposed (U+00E9), and so clashes with the precomposed spelling', async (t) => {
+    const res = await createToken(app, 'alice', { name: 'cafe\u0301', scopes: ['read:tokens'] })
+    t.equal(res.statusCode, 201)
+    t.equal(res.json().name, 'caf\u00e9')
+    const rows = await app.orm.em.getConnection().execute<Array<{ name: string }>>('select name from access_tokens where id = ?', [res.json().id])
+    t.equal(rows[0]?.name, 'caf\u00e9', 'the row holds the NFC form')
+    assertProblem(t, await createToken(app, 'alice', { name: 'caf\u00e9', scopes: ['read:tokens'] }), 409, 'TESSERA_TOKEN_NAME_TAKEN', 'a live token named "caf\u00e9" already exists for alice')
+  })
+})
+
 t.test('password attempts are rate limited per username and, separately, per address', async (t) => {
   const limited = await build(t, { RATE_LIMIT_PASSWORD_PER_USER: '3', RATE_LIMIT_PASSWORD_PER_IP: '5' })
   await seedUser(limited, 'carol')
