@@ -7,7 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import pg from 'pg'
 import app from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
-import { startEmbeddedPostgres } from '../src/db/embedded.js'
+import { dumpEmptyCluster, startEmbeddedPostgres } from '../src/db/embedded.js'
 import { serverOptions } from '../src/options.js'
 import { ensureInternalApplication, createApplication } from '../src/services/applications.js'
 import { SYSTEM_ACTOR } from '../src/services/audit.js'
@@ -40,13 +40,21 @@ export interface TestDatabase {
 }
 
 /**
+ * One initdb per test process: every embedded test database starts from its dump. Besides the
+ * time, this avoids most of the WebAssembly instantiate/free churn under which V8 has been seen
+ * to abort a process (nodejs/node#64500: a JIT page registry CHECK, SIGILL/SIGSEGV).
+ */
+let emptyCluster: Promise<Blob> | undefined
+
+/**
  * A fresh, empty database for one test file: a new database on the server named by
  * DATABASE_URL when it is set (CI runs the suite that way), else an in-memory embedded PGlite.
  */
 export async function createTestDatabase (): Promise<TestDatabase> {
   const serverUrl = process.env.DATABASE_URL
   if (serverUrl === undefined || serverUrl === '') {
-    const embedded = await startEmbeddedPostgres('memory://')
+    emptyCluster ??= dumpEmptyCluster()
+    const embedded = await startEmbeddedPostgres('memory://', { template: await emptyCluster })
     return { url: embedded.url, embedded: true, close: embedded.close }
   }
   const name = `tessera_test_${randomBytes(6).toString('hex')}`
