@@ -35,7 +35,7 @@ export function ensureTesseraBuild (say: (line: string) => void): boolean {
  * being measured. They import packages only, so each file compiles on its own. Written under
  * dist/bench/, where the packages resolve from the repository's node_modules.
  */
-export function compileBenchServer (name: 'reference' | 'oidc-peer'): string {
+export function compileBenchServer (name: 'reference' | 'minimal' | 'oidc-peer'): string {
   const source = join(REPO, 'bench', `${name}.ts`)
   const { outputText } = ts.transpileModule(readFileSync(source, 'utf8'), {
     fileName: basename(source),

@@ -2,7 +2,9 @@
  * The reference: a bare Fastify 5 server that does what any introspection endpoint must do at
  * the least — parse the form body against a schema, serialise an RFC 7662-shaped answer through
  * a response schema — and, with a database, one unique-index lookup per request with raw `pg`.
- * It measures the floor under Tessera on the same machine, in the same run.
+ * It measures the floor under Tessera on the same machine, in the same run: the framework's own
+ * limit, so its logger is off (BENCH_LOGGER=warn turns on the logger at warn, for the extra,
+ * labelled `bare-post-logger` row only).
  *
  *   POST /introspect  form `token=…`: a constant answer; or, when BENCH_DATABASE_URL or
  *                     BENCH_DATA_DIR is set, the answer read with Tessera's lookup statement
@@ -102,7 +104,7 @@ const embedded = dataDir !== '' ? await serveDataDir() : undefined
 const connectionString = embedded?.url ?? databaseUrl
 const pool = connectionString !== '' ? new pg.Pool({ connectionString, max: poolMax }) : undefined
 
-const app = Fastify({ logger: { level: 'warn' } })
+const app = Fastify({ logger: process.env.BENCH_LOGGER === 'warn' ? { level: 'warn' } : false })
 await app.register(formbody)
 
 app.post('/introspect', {

@@ -1,8 +1,10 @@
 /**
- * `npm run bench [-- --smoke] [--duration S] [--warmup S] [--connections N] [--tokens N] [--json PATH] [--only a,b]`
+ * `npm run bench [-- --smoke] [--runs N] [--duration S] [--warmup S] [--connections N] [--tokens N] [--json PATH] [--only a,b]`
  *
- * Measures Tessera's hot path side by side with a bare Fastify server (the floor) and
- * node-oidc-provider (the peer), one fresh server process per scenario, on loopback. Servers run
+ * Measures Tessera's hot path side by side with a bare Fastify server with its logger off (the
+ * floor), a minimal implementation of the necessary work, and node-oidc-provider (the peer), one
+ * fresh server process per scenario, on loopback; every scenario once per run, runs interleaved,
+ * ratios as medians over the runs. Servers run
  * on core 0 and the load generator on core 1 when `taskset` exists. The database is a fresh one
  * on DATABASE_URL's server when it is set, else a fresh embedded DATA_DIR. See docs/performance.md.
  */
@@ -17,13 +19,14 @@ import { compileBenchServer, ensureTesseraBuild } from './build.js'
 import { embeddedDatabase, postgresDatabase, type BenchDatabase } from './database.js'
 import type { LoadResult, LoadSpec } from './load.js'
 import { freePort, HAS_TASKSET, killAll, pinned, readMemory, startChild, waitUntilReady } from './processes.js'
-import { figuresOf, ratios, renderReport, type ScenarioOutcome } from './report.js'
+import { figuresOf, ratios, renderReport, summarize, type Ratio, type ScenarioOutcome } from './report.js'
 import { OIDC_PEER_CLIENT_ID, OIDC_PEER_CLIENT_SECRET, SCENARIOS, type RunContext, type Scenario } from './scenarios.js'
 import { provision, REPO, TESSERA_SERVER, tesseraEnv } from './tessera.js'
-import { assertTokenFormat, BENCH_HMAC_KEY } from './tokens.js'
+import { assertTokenFormat, BENCH_HMAC_KEY, benchToken } from './tokens.js'
 
 const USAGE = `Usage: npm run bench -- [options]
-  --smoke             a quick check that everything runs: 1 s warm-up, 2 s per scenario, 1000 tokens
+  --smoke             a quick check that everything runs: 1 run, 1 s warm-up, 2 s per scenario, 1000 tokens
+  --runs N            interleaved runs of every scenario; ratios are their medians (default 3)
   --duration S        measured seconds per scenario (default 10)
   --warmup S          warm-up seconds per scenario (default 3)
   --connections N     concurrent connections of the load generator (default 50)
@@ -39,6 +42,8 @@ const DEFAULT_CACHE_ENTRIES = 100_000
 /** The machine's load before the bench adds its own (other work skews the figures). */
 const startedLoad = loadavg()
 const LEGEND = [
+  'Floors (bare-*) run bare Fastify with its logger off; bare-post-logger is the same with the logger at warn, for comparison only. minimal-* do the necessary work of a cached request and nothing else.',
+  'req/s and the ratios: medians over the interleaved runs (min–max and each run beside them).',
   'Tessera ran with LOG_LEVEL=info (its default; the hot routes log at warn), NODE_ENV=production. req/s: mean over the measured seconds. p50/p99: over every measured answer.',
   'RSS/peak: VmRSS/VmHWM of the server right after the load; idle: VmRSS once it was ready.',
   'CPU% srv/gen: share of one core used by the server / the load generator while measured.',
@@ -49,6 +54,7 @@ let interrupted = false
 
 interface Settings {
   smoke: boolean
+  runs: number
   durationSeconds: number
   warmupSeconds: number
   connections: number
@@ -68,6 +74,7 @@ function readSettings (): Settings {
   const { values } = parseArgs({
     options: {
       smoke: { type: 'boolean', default: false },
+      runs: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
       connections: { type: 'string' },
@@ -87,6 +94,7 @@ function readSettings (): Settings {
   if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.map((scenario) => scenario.name).join(', ')}`)
   return {
     smoke,
+    runs: positiveInteger(values.runs, smoke ? 1 : 3, 'runs'),
     durationSeconds: positiveInteger(values.duration, smoke ? 2 : 10, 'duration'),
     warmupSeconds: values.warmup === '0' ? 0 : positiveInteger(values.warmup, smoke ? 1 : 3, 'warmup'),
     connections: positiveInteger(values.connections, 50, 'connections'),
@@ -119,6 +127,7 @@ interface ServerPlan {
 /** The compiled reference and peer servers (bench/build.ts). */
 interface BenchServers {
   reference: string
+  minimal: string
   oidcPeer: string
 }
 
@@ -127,6 +136,10 @@ function serverPlan (scenario: Scenario, port: number, database: BenchDatabase, 
   switch (scenario.server) {
     case 'reference':
       return { args: [servers.reference], env: { ...common, TOKEN_HMAC_KEY: BENCH_HMAC_KEY }, readyPath: '/info' }
+    case 'reference-logger':
+      return { args: [servers.reference], env: { ...common, TOKEN_HMAC_KEY: BENCH_HMAC_KEY, BENCH_LOGGER: 'warn' }, readyPath: '/info' }
+    case 'minimal':
+      return { args: [servers.minimal], env: { ...common, BENCH_BASIC: context.basicAuthorization, BENCH_TOKEN: benchToken(0) }, readyPath: '/healthz' }
     case 'reference-pg':
       return { args: [servers.reference], env: { ...common, TOKEN_HMAC_KEY: BENCH_HMAC_KEY, ...database.referenceEnv }, readyPath: '/info' }
     case 'oidc':
@@ -142,13 +155,14 @@ function recordedEnv (env: Record<string, string>): Record<string, string> {
   return rest
 }
 
-async function runScenario (scenario: Scenario, settings: Settings, database: BenchDatabase, context: RunContext, servers: BenchServers, workDir: string): Promise<ScenarioOutcome> {
+async function runScenario (scenario: Scenario, run: number, settings: Settings, database: BenchDatabase, context: RunContext, servers: BenchServers, workDir: string): Promise<ScenarioOutcome> {
   const started = Date.now()
   const port = await freePort()
   const plan = serverPlan(scenario, port, database, context, servers)
   const [command, args] = pinned(SERVER_CORE, plan.args)
   const outcome: ScenarioOutcome = {
     name: scenario.name,
+    run,
     description: scenario.description,
     ok: false,
     server: { command: [command, ...args], env: recordedEnv(plan.env) },
@@ -170,8 +184,8 @@ async function runScenario (scenario: Scenario, settings: Settings, database: Be
       durationSeconds: settings.durationSeconds,
       serverPid: server.pid
     }
-    const specPath = join(workDir, `${scenario.name}.spec.json`)
-    const resultPath = join(workDir, `${scenario.name}.result.json`)
+    const specPath = join(workDir, `${scenario.name}-${run}.spec.json`)
+    const resultPath = join(workDir, `${scenario.name}-${run}.result.json`)
     await writeFile(specPath, JSON.stringify(spec))
     const [loadCommand, loadArgs] = pinned(LOAD_CORE, ['--import', 'tsx', join(REPO, 'bench', 'load.ts'), specPath, resultPath])
     const load = startChild(loadCommand, loadArgs, { env: { ...process.env, NODE_ENV: 'production' }, cwd: REPO })
@@ -225,7 +239,7 @@ async function main (): Promise<number> {
   const startedAt = new Date()
   assertTokenFormat()
   ensureTesseraBuild(say)
-  const servers: BenchServers = { reference: compileBenchServer('reference'), oidcPeer: compileBenchServer('oidc-peer') }
+  const servers: BenchServers = { reference: compileBenchServer('reference'), minimal: compileBenchServer('minimal'), oidcPeer: compileBenchServer('oidc-peer') }
 
   const workDir = await mkdtemp(join(tmpdir(), 'tessera-bench-'))
   const serverUrl = process.env.DATABASE_URL ?? ''
@@ -260,7 +274,7 @@ async function main (): Promise<number> {
 
   try {
     await database.create()
-    say(`Tessera bench: ${settings.smoke ? 'smoke run, ' : ''}${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s per scenario, ${settings.tokens} tokens`)
+    say(`Tessera bench: ${settings.smoke ? 'smoke run, ' : ''}${settings.runs} interleaved run(s), ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s per scenario, ${settings.tokens} tokens`)
     say(`database: ${database.description}`)
     say(`cpu: ${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}; node ${process.version}; ${HAS_TASKSET ? `servers on core ${SERVER_CORE}, load generator on core ${LOAD_CORE} (taskset)` : 'no taskset: processes are not pinned'}; load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`)
 
@@ -287,15 +301,21 @@ async function main (): Promise<number> {
 
     const selected = SCENARIOS.filter((scenario) => settings.only === null || settings.only.includes(scenario.name))
     const outcomes: ScenarioOutcome[] = []
-    for (const [position, scenario] of selected.entries()) {
-      if (interrupted) break
-      process.stdout.write(`[${position + 1}/${selected.length}] ${scenario.name} … `)
-      const outcome = await runScenario(scenario, settings, database, context, servers, workDir)
-      outcomes.push(outcome)
-      say(describe(outcome))
+    const perRun: Ratio[][] = []
+    // Interleaved: every scenario once, then again, so that a slow minute of a shared machine
+    // lands on one sample of several scenarios rather than on every sample of one.
+    for (let run = 1; run <= settings.runs; run++) {
+      for (const [position, scenario] of selected.entries()) {
+        if (interrupted) break
+        process.stdout.write(`[run ${run}/${settings.runs}, ${position + 1}/${selected.length}] ${scenario.name} … `)
+        const outcome = await runScenario(scenario, run, settings, database, context, servers, workDir)
+        outcomes.push(outcome)
+        say(describe(outcome))
+      }
+      perRun.push(ratios((name) => figuresOf(outcomes.find((outcome) => outcome.name === name && outcome.run === run))))
     }
 
-    const checks = ratios((name) => figuresOf(outcomes.find((outcome) => outcome.name === name)))
+    const checks = summarize(perRun)
     const finishedAt = new Date()
     say('')
     say(renderReport(outcomes, checks))
@@ -320,6 +340,7 @@ async function main (): Promise<number> {
       },
       settings: {
         smoke: settings.smoke,
+        runs: settings.runs,
         connections: settings.connections,
         warmupSeconds: settings.warmupSeconds,
         durationSeconds: settings.durationSeconds,

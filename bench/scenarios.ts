@@ -13,8 +13,12 @@ export interface RunContext {
 
 /** Which server a scenario loads; each scenario gets a fresh process of it. */
 export type ServerKind =
-  /** bench/reference.ts without a database: constant answers. */
+  /** bench/reference.ts without a database: constant answers, logger off (the floor). */
   | 'reference'
+  /** The same with Fastify's logger at warn (an extra, labelled row; not a floor). */
+  | 'reference-logger'
+  /** bench/minimal.ts: client auth + digest + LRU hit, nothing else. */
+  | 'minimal'
   /** bench/reference.ts with the bench database: one lookup per request. */
   | 'reference-pg'
   /** Tessera itself, `node dist/src/server.js`. */
@@ -47,19 +51,37 @@ export const OIDC_PEER_CLIENT_SECRET = 'bench-peer-secret-not-a-secret-012345678
 export const SCENARIOS: Scenario[] = [
   {
     name: 'bare-post',
-    description: 'Floor under introspection: bare Fastify 5 + @fastify/formbody, form body validated by a schema, constant RFC 7662-shaped answer through a response schema; same Basic header and token as Tessera\'s caller.',
+    description: 'Floor under introspection: bare Fastify 5 (logger off) + @fastify/formbody, form body validated by a schema, constant RFC 7662-shaped answer through a response schema; same Basic header and token as Tessera\'s caller.',
     server: 'reference',
     load: async (context) => ({ method: 'POST', path: '/introspect', headers: { authorization: context.basicAuthorization }, tokenIn: 'form', token: { kind: 'seeded', index: 0 }, expect: ACTIVE })
   },
   {
+    name: 'bare-post-logger',
+    description: 'Extra row, not a floor: bare-post with Fastify\'s logger at warn (a pino child logger per request), the floor earlier versions of this bench compared with.',
+    server: 'reference-logger',
+    load: async (context) => ({ method: 'POST', path: '/introspect', headers: { authorization: context.basicAuthorization }, tokenIn: 'form', token: { kind: 'seeded', index: 0 }, expect: ACTIVE })
+  },
+  {
+    name: 'minimal-post',
+    description: 'The necessary work of a cached introspection and nothing else: bare Fastify (logger off) + formbody + schemas, Basic caller checked against a cache of verified callers (keyed SHA-256), the token\'s keyed SHA-256, one lru-cache hit, the answer built from the record.',
+    server: 'minimal',
+    load: async (context) => ({ method: 'POST', path: '/introspect', headers: { authorization: context.basicAuthorization }, tokenIn: 'form', token: { kind: 'seeded', index: 0 }, expect: ACTIVE })
+  },
+  {
+    name: 'minimal-get',
+    description: 'The necessary work of a cached bearer route: bare Fastify (logger off), the bearer token\'s keyed SHA-256, one lru-cache hit, the answer built from the record.',
+    server: 'minimal',
+    load: async () => ({ method: 'GET', path: '/info', headers: {}, tokenIn: 'bearer', token: { kind: 'seeded', index: 0 }, expect: ACTIVE })
+  },
+  {
     name: 'bare-get',
-    description: 'Floor under the bearer routes: bare Fastify 5, GET with a bearer header, constant answer through a response schema.',
+    description: 'Floor under the bearer routes: bare Fastify 5 (logger off), GET with a bearer header, constant answer through a response schema.',
     server: 'reference',
     load: async () => ({ method: 'GET', path: '/info', headers: {}, tokenIn: 'bearer', token: { kind: 'seeded', index: 0 }, expect: ACTIVE })
   },
   {
     name: 'bare-pg',
-    description: 'Floor under a cache miss: bare Fastify 5 computing the HMAC digest and running Tessera\'s lookup statement (prepared, raw pg pool of Tessera\'s size) for a different seeded token on every request.',
+    description: 'Floor under a cache miss: bare Fastify 5 (logger off) computing the HMAC digest and running Tessera\'s lookup statement (prepared, raw pg pool of Tessera\'s size) for a different seeded token on every request.',
     server: 'reference-pg',
     load: async (context) => ({ method: 'POST', path: '/introspect', headers: { authorization: context.basicAuthorization }, tokenIn: 'form', token: { kind: 'cycle', count: context.tokens }, expect: ACTIVE })
   },
