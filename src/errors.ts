@@ -235,3 +235,11 @@ export const Errors = {
   Busy: define('TESSERA_BUSY', 'the server is busy verifying credentials; retry in a second', 503,
     { oauth: 'temporarily_unavailable', exposed: true, retryAfter: 1 })
 } as const
+
+/** The 429 of a limit of `max` per `windowMs`, with the Retry-After the error reply turns into a header. */
+export function rateLimited (message: string, max: number, windowMs: number, retryAfterSeconds: number): TesseraError {
+  const retryAfter = Math.max(1, retryAfterSeconds)
+  const error = new Errors.RateLimited(`${message}: at most ${max} in ${Math.round(windowMs / 1000)} seconds; retry in ${retryAfter} seconds`)
+  error.retryAfter = retryAfter
+  return error
+}

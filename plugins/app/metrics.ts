@@ -1,21 +1,21 @@
 import { timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify'
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client'
 import { Errors } from '../../src/errors.js'
 import { parseAuthorization } from '../../src/http/credentials.js'
+import { LatencyHistogram } from '../../src/services/latency-histogram.js'
 import { problems } from '../../schemas/common.js'
 import { MetricsText } from '../../schemas/health.js'
 
 /** Latency buckets (seconds): the hot path lives in the first few, argon2 and outages in the last. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
-type Child = ReturnType<Histogram<'method' | 'route' | 'status_code'>['labels']>
-
 /**
  * GET /metrics in the Prometheus text format, from a registry of this instance's own (tests
- * build many instances in one process). Per-request cost is one histogram observation through a
- * label child cached per route and status; everything else (cache, invalidation, validation
+ * build many instances in one process). Per-request cost is one observation of the route's own
+ * latency recorder (src/services/latency-histogram.ts), attached to each route as it is
+ * declared; everything else (cache, invalidation, validation
  * outcomes, database pool) is read from plain counters only when scraped.
  */
 export default fp(async function metrics (fastify) {
@@ -25,23 +25,38 @@ export default fp(async function metrics (fastify) {
   const register = new Registry()
   collectDefaultMetrics({ register, prefix: 'tessera_' })
 
-  const duration = new Histogram({
-    name: 'tessera_http_request_duration_seconds',
-    help: 'Time from request received to response sent, per route (the count is the request rate)',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: BUCKETS,
-    registers: [register]
-  })
-  const children = new Map<string, Child>()
-  fastify.addHook('onResponse', function observe (request, reply, done) {
-    const route = request.routeOptions.url ?? 'unmatched'
-    const key = `${request.method} ${reply.statusCode} ${route}`
-    let child = children.get(key)
-    if (child === undefined) {
-      child = duration.labels(request.method, route, String(reply.statusCode))
-      children.set(key, child)
+  const DURATION = 'tessera_http_request_duration_seconds'
+  const latency = new LatencyHistogram(BUCKETS)
+  const durationHelp = 'Time from request received to response sent, per route (the count is the request rate)'
+  register.registerMetric({
+    name: DURATION,
+    help: durationHelp,
+    type: 'histogram',
+    aggregator: 'sum',
+    async get () { return { name: DURATION, help: durationHelp, type: 'histogram', aggregator: 'sum', values: latency.values(DURATION) } },
+    reset () {}
+  } as unknown as Metric)
+  // Each route gets its recorder when declared: no label lookup per request.
+  fastify.addHook('onRoute', function recordLatency (route) {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    const recorders = new Map(methods.map((method) => [method, latency.route(method, route.url)]))
+    const record: onResponseHookHandler = function (request, reply, done) {
+      recorders.get(request.method)?.(reply.statusCode, reply.elapsedTime / 1000)
+      done()
     }
-    child.observe(reply.elapsedTime / 1000)
+    route.onResponse = route.onResponse === undefined ? [record] : [...(Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]), record]
+  })
+  // Requests no route matched (scanners, typos), under route="unmatched".
+  const unmatched = new Map<string, (statusCode: number, seconds: number) => void>()
+  fastify.addHook('onResponse', function recordUnmatched (request, reply, done) {
+    if (request.is404) {
+      let record = unmatched.get(request.method)
+      if (record === undefined) {
+        record = latency.route(request.method, 'unmatched')
+        unmatched.set(request.method, record)
+      }
+      record(reply.statusCode, reply.elapsedTime / 1000)
+    }
     done()
   })
 

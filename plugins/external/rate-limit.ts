@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Errors, type TesseraError } from '../../src/errors.js'
+import { Errors, rateLimited, type TesseraError } from '../../src/errors.js'
 import { BoundedRateLimitStore } from './rate-limit-store.js'
 
 /** A limit counted under a key the handler knows only once it has authenticated the caller. */
@@ -25,14 +25,6 @@ declare module 'fastify' {
     /** A limit checked inside a handler, on a key it knows only after authentication (the client it verified). */
     keyedRateLimit: (limit: { max: number, timeWindow: number, message?: string }) => KeyedRateLimit
   }
-}
-
-/** The 429 of a limit, with the Retry-After the error reply turns into a header. */
-function rateLimited (message: string, max: number, timeWindow: number, ttlInSeconds: number): TesseraError {
-  const retryAfter = Math.max(1, ttlInSeconds)
-  const error = new Errors.RateLimited(`${message}: at most ${max} in ${Math.round(timeWindow / 1000)} seconds; retry in ${retryAfter} seconds`)
-  error.retryAfter = retryAfter
-  return error
 }
 
 /**

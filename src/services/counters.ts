@@ -24,17 +24,19 @@ export class Counters {
     this.validation[endpoint][outcome]++
   }
 
-  /** Counts what a lookup yields: a record (active), null (inactive) or a failure (error, rethrown). */
-  async outcome<T> (endpoint: ValidationEndpoint, lookup: Promise<T | null>): Promise<T | null> {
+  /**
+   * Counts what a lookup yields: a record (active), null (inactive) or a failure (error, rethrown).
+   * No async function of its own: on the hot path the lookup's promise is the only one.
+   */
+  outcome<T> (endpoint: ValidationEndpoint, lookup: Promise<T | null>): Promise<T | null> {
     const counts = this.validation[endpoint]
-    try {
-      const found = await lookup
+    return lookup.then((found) => {
       if (found === null) counts.inactive++
       else counts.active++
       return found
-    } catch (error) {
+    }, (error: unknown) => {
       counts.error++
       throw error
-    }
+    })
   }
 }

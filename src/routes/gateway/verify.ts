@@ -12,6 +12,8 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/
 /** Methods a gateway may forward as they are (Envoy keeps the client's method); HEAD comes with GET. */
 const FORWARDED_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 
+const ACTIVE = Object.freeze({ active: true as const })
+
 interface Requirements {
   scopes: string[]
   audience: string | undefined
@@ -51,18 +53,26 @@ const verify: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', function ignoreBody (_request, _payload, done) { done(null) })
 
+  // Per cached record (a changed token is a new record): its scopes as a set, its identity headers.
+  const identities = new WeakMap<TokenRecord, { granted: Set<string>, headers: Record<string, string> }>()
+
   async function answer (request: FastifyRequest, reply: FastifyReply, requirements: Requirements): Promise<{ active: true }> {
     reply.header('cache-control', 'no-store')
     const record = await fastify.requireBearer(request, 'verify')
-    const granted = record.effectiveScope.split(' ')
-    const missing = requirements.scopes.filter((scope) => !granted.includes(scope))
+    let identity = identities.get(record)
+    if (identity === undefined) {
+      identity = { granted: new Set(record.effectiveScope.split(' ')), headers: identityHeaders(record) }
+      identities.set(record, identity)
+    }
+    const { granted } = identity
+    const missing = requirements.scopes.filter((scope) => !granted.has(scope))
     if (missing.length > 0) throw new Errors.MissingRequiredScopes(missing.join(' '), requirements.scopes.join(' '))
     if (requirements.audience !== undefined && record.audience !== null && !record.audience.includes(requirements.audience)) {
       throw new Errors.AudienceNotAllowed()
     }
 
-    reply.headers(identityHeaders(record))
-    return { active: true }
+    reply.headers(identity.headers)
+    return ACTIVE
   }
 
   const documentation = {

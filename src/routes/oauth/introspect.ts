@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Errors } from '../../errors.js'
+import { Errors, rateLimited } from '../../errors.js'
+import { WindowBudget } from '../../services/budget.js'
 import { authorizationOf } from '../../http/credentials.js'
 import { IntrospectBody, IntrospectionAnswer, SIGNED_INTROSPECTION_TYPE } from '../../../schemas/oauth.js'
 import { oauthErrors } from '../../../schemas/common.js'
@@ -15,12 +16,12 @@ import type { TokenRecord } from '../../services/token-resolver.js'
 const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
   const { resolver, keys, counters } = fastify.services
   const issuer = fastify.config.publicUrl
-  // Per authenticated caller, counted once it is authenticated: nobody can spend another's allowance.
-  const perCaller = fastify.keyedRateLimit({
-    max: fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT,
-    timeWindow: fastify.config.RATE_LIMIT_WINDOW * 1000,
-    message: 'rate limit exceeded for this caller'
-  })
+  // Per authenticated caller, counted once it is authenticated: nobody can spend another's
+  // allowance. An in-process budget: the hot path never waits on a rate-limit store.
+  const perCaller = new WindowBudget(fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT, fastify.config.RATE_LIMIT_WINDOW * 1000)
+
+  const answers = new WeakMap<TokenRecord, string>()
+  let inactiveJson: string | undefined
 
   /** RFC 9701 §5: the answer as the `token_introspection` claim of a JWT addressed to the caller. */
   function signedAnswer (answer: IntrospectionBody, audience: string): string {
@@ -58,7 +59,8 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { body } = request
     const caller = await fastify.authenticateCaller(request, body)
-    await perCaller.enforce(request, caller.kind === 'client' ? `client:${caller.client.clientId}` : `token:${caller.token.id}`)
+    const wait = perCaller.spend(caller.kind === 'client' ? `client:${caller.client.clientId}` : `token:${caller.token.id}`)
+    if (wait > 0) throw rateLimited('rate limit exceeded for this caller', perCaller.max, perCaller.windowMs, wait)
     const scopes = caller.kind === 'client' ? caller.client.scopes : caller.token.effectiveScope.split(' ')
     if (!scopes.includes('introspect')) throw new Errors.IntrospectScopeRequired()
     if (caller.kind === 'token') {
@@ -74,12 +76,29 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
     const record = await counters.outcome('introspect', visibleRecord(body.token, policy))
     // The holder's address is unknown here (the caller is a resource server): time only.
     if (record !== null) fastify.usage.record(record.id, null)
+    if (!wantsSignedAnswer(request.headers.accept)) {
+      // The answer's bytes, made once per cached record: the same for every caller allowed to
+      // see it (a caller's limits only decide whether it sees the token at all), and a changed
+      // token is a new record. Content-Type set on a string: Fastify sends it as it is.
+      reply.type(JSON_TYPE)
+      if (record === null) {
+        inactiveJson ??= reply.serializeInput({ ...INACTIVE }, '200', 'application/json') as string
+        return inactiveJson
+      }
+      let json = answers.get(record)
+      if (json === undefined) {
+        json = reply.serializeInput({ ...introspectionResponse(record, issuer) }, '200', 'application/json') as string
+        answers.set(record, json)
+      }
+      return json
+    }
     const answer = record === null ? INACTIVE : introspectionResponse(record, issuer)
-    if (!wantsSignedAnswer(request.headers.accept)) return answer
     const audience = caller.kind === 'client' ? caller.client.clientId : caller.token.clientId
     return await reply.type(SIGNED_INTROSPECTION_TYPE).send(signedAnswer(answer, audience))
   })
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8'
 
 /** Whether the Accept header asks for application/token-introspection+jwt (with a non-zero q). */
 function wantsSignedAnswer (accept: string | undefined): boolean {

@@ -1,8 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { oauthErrors } from '../../../schemas/common.js'
+import type { TokenRecord } from '../../services/token-resolver.js'
 
 /** GET /oauth/token/info — Doorkeeper's token info, with the pre-5.x field names too. */
 const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
+  // The answer's bytes per cached record, made again only when `expires_in` has moved on (a
+  // changed token is a new record). Content-Type set on a string: Fastify sends it as it is.
+  const answers = new WeakMap<TokenRecord, { expiresIn: number | null, json: string }>()
+
   fastify.get('/oauth/token/info', {
     schema: {
       tags: ['oauth'],
@@ -20,18 +25,28 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const record = await fastify.requireBearer(request, 'token_info')
     const expiresIn = record.expiresAt === null ? null : Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000))
-    const scope = record.effectiveScope === '' ? [] : record.effectiveScope.split(' ')
-    return {
-      resource_owner_id: record.userId,
-      scope,
-      expires_in: expiresIn,
-      application: { uid: record.clientId },
-      created_at: record.createdAt,
-      scopes: scope,
-      expires_in_seconds: expiresIn,
-      ...(record.audience !== null ? { aud: record.audience } : {})
+    let answer = answers.get(record)
+    if (answer === undefined || answer.expiresIn !== expiresIn) {
+      answer = { expiresIn, json: reply.serializeInput(tokenInfoOf(record, expiresIn), '200') as string }
+      answers.set(record, answer)
     }
+    reply.type('application/json; charset=utf-8')
+    return answer.json
   })
+}
+
+function tokenInfoOf (record: TokenRecord, expiresIn: number | null): Record<string, unknown> {
+  const scope = record.effectiveScope === '' ? [] : record.effectiveScope.split(' ')
+  return {
+    resource_owner_id: record.userId,
+    scope,
+    expires_in: expiresIn,
+    application: { uid: record.clientId },
+    created_at: record.createdAt,
+    scopes: scope,
+    expires_in_seconds: expiresIn,
+    ...(record.audience !== null ? { aud: record.audience } : {})
+  }
 }
 
 export default tokenInfo
