@@ -28,6 +28,12 @@ declare module 'fastify' {
      * bearer token cannot stand in for one. Throws OAuth errors (400/401).
      */
     authenticateClient: (request: FastifyRequest, body: ClientCredentialFields) => Promise<ClientRecord>
+    /**
+     * The application a client_secret_basic request names when that pair was verified recently
+     * (no I/O, no promise: the hot path's first try); undefined means authenticateClient or
+     * authenticateCaller must decide, and throw what is wrong.
+     */
+    verifiedBasicClient: (request: FastifyRequest, body: ClientCredentialFields) => ClientRecord | undefined
     /** The caller of introspection: an application as above, or a bearer token (through requireBearer). */
     authenticateCaller: (request: FastifyRequest, body: ClientCredentialFields) => Promise<Caller>
     /**
@@ -119,6 +125,15 @@ export default fp(async function authentication (fastify) {
   fastify.decorate('authenticateClient', async function authenticateClient (request: FastifyRequest, body: ClientCredentialFields): Promise<ClientRecord> {
     if (authorizationOf(request)?.scheme === 'bearer') throw new Errors.BearerCannotAuthenticateClient()
     return await clientOf(request, body, 'client_secret_basic or client_secret_post')
+  })
+
+  fastify.decorate('verifiedBasicClient', function verifiedBasicClient (request: FastifyRequest, body: ClientCredentialFields): ClientRecord | undefined {
+    const authorization = authorizationOf(request)
+    if (authorization?.scheme !== 'basic' || body.client_id !== undefined || body.client_secret !== undefined) return undefined
+    const clientId = formDecode(authorization.username)
+    const secret = formDecode(authorization.password)
+    if (clientId === null || secret === null || clientId === '' || secret === '') return undefined
+    return clients.verified(clientId, secret)
   })
 
   fastify.decorate('authenticateCaller', async function authenticateCaller (request: FastifyRequest, body: ClientCredentialFields): Promise<Caller> {

@@ -20,7 +20,7 @@ declare module 'fastify' {
      * With `ownApi`, the token must also be valid for Tessera's own API: unrestricted, or limited
      * to audiences that include PUBLIC_URL (401 invalid_token otherwise).
      */
-    requireBearer: (request: FastifyRequest, endpoint: ValidationEndpoint, options?: { ownApi?: boolean }) => Promise<TokenRecord>
+    requireBearer: (request: FastifyRequest, endpoint: ValidationEndpoint, options?: { ownApi?: boolean }) => TokenRecord | Promise<TokenRecord>
   }
 }
 
@@ -31,17 +31,26 @@ export default fp(async function bearer (fastify) {
   const ownAudience = fastify.config.publicUrl
   fastify.decorateRequest('token', null)
 
-  fastify.decorate('requireBearer', async function requireBearer (request: FastifyRequest, endpoint: ValidationEndpoint, options: { ownApi?: boolean } = {}): Promise<TokenRecord> {
+  // A token the cache knows is answered with no promise at all; only a lookup is awaited.
+  fastify.decorate('requireBearer', function requireBearer (request: FastifyRequest, endpoint: ValidationEndpoint, options: { ownApi?: boolean } = {}): TokenRecord | Promise<TokenRecord> {
     const authorization = authorizationOf(request)
     if (authorization === null) throw new Errors.TokenRequired('a bearer token')
     if (authorization.scheme === 'malformed') throw new Errors.MalformedAuthorization()
     if (authorization.scheme !== 'bearer') throw new Errors.BearerSchemeRequired()
-    const token = await counters.outcome(endpoint, resolver.resolve(authorization.token))
+    const cached = resolver.cached(authorization.token)
+    if (cached === undefined) {
+      return counters.outcome(endpoint, resolver.resolve(authorization.token)).then((token) => accept(request, token, options))
+    }
+    counters.validated(endpoint, cached === null ? 'inactive' : 'active')
+    return accept(request, cached, options)
+  })
+
+  function accept (request: FastifyRequest, token: TokenRecord | null, options: { ownApi?: boolean }): TokenRecord {
     if (token === null) throw new Errors.InvalidToken()
     if (options.ownApi === true && token.audience !== null && !token.audience.includes(ownAudience)) throw new Errors.TokenAudienceMismatch()
     // The address of the token's holder: under TRUST_PROXY, the one the last trusted proxy saw.
     usage.record(token.id, request.ip)
     request.token = token
     return token
-  })
+  }
 }, { name: 'bearer', dependencies: ['services', 'usage', 'authentication'] })

@@ -91,13 +91,9 @@ export class ClientAuthenticator {
    * failures): what it throws is thrown.
    */
   async authenticate (clientId: string, secret: string, options: { beforeVerifying?: () => Promise<void> } = {}): Promise<ClientRecord | null> {
-    // The id's length first: no two (client_id, secret) pairs hash the same input.
-    const key = hash('sha256', `${this.#key}${clientId.length}:${clientId}${secret}`, 'base64url')
-    const cached = this.#verified?.get(key)
-    if (cached !== undefined) {
-      if (!this.#freshness.degraded || this.#freshness.trusts(cached.storedAt)) return cached.client
-      this.#verified?.delete(key)
-    }
+    const key = this.#keyOf(clientId, secret)
+    const cached = this.#verifiedUnder(key)
+    if (cached !== undefined) return cached
     await options.beforeVerifying?.()
     if (this.#failed?.get(key) === true) return null
     const generation = this.#generation
@@ -117,6 +113,27 @@ export class ClientAuthenticator {
     }
     if (client === null && generation === this.#generation) this.#failed?.set(key, true)
     return client
+  }
+
+  /**
+   * The client when this pair was verified recently, else undefined (then only authenticate()
+   * can tell): no I/O and no promise, for the hot path.
+   */
+  verified (clientId: string, secret: string): ClientRecord | undefined {
+    return this.#verifiedUnder(this.#keyOf(clientId, secret))
+  }
+
+  #keyOf (clientId: string, secret: string): string {
+    // The id's length first: no two (client_id, secret) pairs hash the same input.
+    return hash('sha256', `${this.#key}${clientId.length}:${clientId}${secret}`, 'base64url')
+  }
+
+  #verifiedUnder (key: string): ClientRecord | undefined {
+    const cached = this.#verified?.get(key)
+    if (cached === undefined) return undefined
+    if (!this.#freshness.degraded || this.#freshness.trusts(cached.storedAt)) return cached.client
+    this.#verified?.delete(key)
+    return undefined
   }
 
   async #verify (clientId: string, secret: string): Promise<ClientRecord | null> {

@@ -72,10 +72,10 @@ export class TokenCache {
   }
 
   /** The cached record, `null` for a digest known to be unknown, `undefined` on a miss. */
-  get (digest: string): TokenRecord | null | undefined {
+  get (digest: string, countMiss = true): TokenRecord | null | undefined {
     const entry = this.#lru?.get(digest)
     if (entry === undefined || (this.#freshness.degraded && !this.#stillTrusted(digest, entry))) {
-      this.stats.misses++
+      if (countMiss) this.stats.misses++
       return undefined
     }
     this.stats.hits++

@@ -11,7 +11,8 @@ const MAX_JWT_LENGTH = 4096
 
 /** What the resolver needs of the cache (TokenCache): lookups, and the generation invalidations bump. */
 export interface ResolverCache {
-  get: (key: string) => TokenRecord | null | undefined
+  /** `countMiss: false` when a miss will be looked up (and counted) again at once. */
+  get: (key: string, countMiss?: boolean) => TokenRecord | null | undefined
   set: (key: string, record: TokenRecord) => void
   setUnknown: (key: string) => void
   readonly generation: number
@@ -100,6 +101,19 @@ export class TokenResolver {
   /** Where the cache keeps what it knows of `token` (see SecretDigester.cacheKey). */
   cacheKey (token: string): string {
     return this.#digester.cacheKey(token)
+  }
+
+  /**
+   * What the cache alone knows of an opaque token, with no I/O and no promise (the hot path's
+   * first try): its record when active, null when known inactive, undefined when only
+   * resolve() can tell (not cached, or not an opaque token). A miss here is not counted: the
+   * resolve() that follows counts it.
+   */
+  cached (token: string): TokenRecord | null | undefined {
+    if (!isWellFormedToken(token, this.#prefix)) return undefined
+    const cached = this.#cache.get(this.#digester.cacheKey(token), false)
+    if (cached === undefined) return undefined
+    return cached !== null && isActive(cached) ? cached : null
   }
 
   async resolve (token: string): Promise<TokenRecord | null> {

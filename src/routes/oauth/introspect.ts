@@ -7,6 +7,7 @@ import { oauthErrors } from '../../../schemas/common.js'
 import { introspectionResponse, INACTIVE, visibleTo, type IntrospectionBody, type IntrospectionPolicy } from '../../services/introspection.js'
 import { JWT_TYPES } from '../../services/signing-keys.js'
 import type { TokenRecord } from '../../services/token-resolver.js'
+import type { Caller } from '../../../plugins/app/authentication.js'
 
 /**
  * POST /oauth/introspect — RFC 7662. The hot path: checksum, digest and a cache hit in the
@@ -18,7 +19,8 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
   const issuer = fastify.config.publicUrl
   // Per authenticated caller, counted once it is authenticated: nobody can spend another's
   // allowance. An in-process budget: the hot path never waits on a rate-limit store.
-  const perCaller = new WindowBudget(fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT, fastify.config.RATE_LIMIT_WINDOW * 1000)
+  const perClient = new WindowBudget(fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT, fastify.config.RATE_LIMIT_WINDOW * 1000)
+  const perToken = new WindowBudget(fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT, fastify.config.RATE_LIMIT_WINDOW * 1000)
 
   const answers = new WeakMap<TokenRecord, string>()
   let inactiveJson: string | undefined
@@ -58,9 +60,11 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { body } = request
-    const caller = await fastify.authenticateCaller(request, body)
-    const wait = perCaller.spend(caller.kind === 'client' ? `client:${caller.client.clientId}` : `token:${caller.token.id}`)
-    if (wait > 0) throw rateLimited('rate limit exceeded for this caller', perCaller.max, perCaller.windowMs, wait)
+    // A caller verified moments ago is known without a promise; anything else takes the full path.
+    const verified = fastify.verifiedBasicClient(request, body)
+    const caller: Caller = verified !== undefined ? { kind: 'client', client: verified } : await fastify.authenticateCaller(request, body)
+    const wait = caller.kind === 'client' ? perClient.spend(caller.client.clientId) : perToken.spend(caller.token.id)
+    if (wait > 0) throw rateLimited('rate limit exceeded for this caller', perClient.max, perClient.windowMs, wait)
     const scopes = caller.kind === 'client' ? caller.client.scopes : caller.token.effectiveScope.split(' ')
     if (!scopes.includes('introspect')) throw new Errors.IntrospectScopeRequired()
     if (caller.kind === 'token') {
@@ -73,7 +77,14 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
     const policy = caller.kind === 'client'
       ? { audiences: caller.client.introspectionAudiences, scopes: caller.client.introspectionScopes }
       : caller.token.introspectionPolicy ?? undefined
-    const record = await counters.outcome('introspect', visibleRecord(body.token, policy))
+    const cached = resolver.cached(body.token)
+    let record: TokenRecord | null
+    if (cached === undefined) {
+      record = await counters.outcome('introspect', visibleRecord(body.token, policy))
+    } else {
+      record = cached !== null && visibleTo(cached, policy) ? cached : null
+      counters.validated('introspect', record === null ? 'inactive' : 'active')
+    }
     // The holder's address is unknown here (the caller is a resource server): time only.
     if (record !== null) fastify.usage.record(record.id, null)
     if (!wantsSignedAnswer(request.headers.accept)) {
