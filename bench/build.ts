@@ -32,10 +32,12 @@ export function ensureTesseraBuild (say: (line: string) => void): boolean {
 /**
  * The reference and peer servers run as plain JavaScript, like Tessera's dist/: no TypeScript
  * loader (tsx, or Node's type stripping, which alone adds ~16 MB of resident set) in the process
- * being measured. They import packages only, so each file compiles on its own. Written under
- * dist/bench/, where the packages resolve from the repository's node_modules.
+ * being measured. They import packages and bench/wire.ts only (compiled beside them), so each
+ * file compiles on its own. Written under dist/bench/, where the packages resolve from the
+ * repository's node_modules.
  */
-export function compileBenchServer (name: 'reference' | 'minimal' | 'oidc-peer'): string {
+export function compileBenchServer (name: 'reference' | 'minimal' | 'oidc-peer' | 'wire'): string {
+  if (name !== 'wire') compileBenchServer('wire')
   const source = join(REPO, 'bench', `${name}.ts`)
   const { outputText } = ts.transpileModule(readFileSync(source, 'utf8'), {
     fileName: basename(source),

@@ -12,12 +12,13 @@
  *   GET  /healthz     ready
  *
  * BENCH_BASIC is the Authorization header of the bench's caller and BENCH_TOKEN the token whose
- * record is cached; both come from bench/run.ts. Compiled alone like the reference (bench/build.ts).
+ * record is cached; both come from bench/run.ts. Compiled like the reference (bench/build.ts).
  */
 import { hash, randomBytes } from 'node:crypto'
 import Fastify, { type FastifyReply } from 'fastify'
 import formbody from '@fastify/formbody'
 import { LRUCache } from 'lru-cache'
+import { IntrospectBody, Introspection } from './wire.js'
 
 const port = Number(process.env.PORT ?? 3100)
 const basic = process.env.BENCH_BASIC ?? ''
@@ -54,29 +55,6 @@ tokens.set(keyed(token), {
 })
 const verifiedCallers = new LRUCache<string, { clientId: string }>({ max: 10_000 })
 verifiedCallers.set(keyed(basic), { clientId: 'bench-caller' })
-
-const Introspection = {
-  type: 'object',
-  properties: {
-    active: { type: 'boolean' },
-    scope: { type: 'string' },
-    client_id: { type: 'string' },
-    username: { type: 'string' },
-    token_type: { type: 'string' },
-    exp: { type: 'integer' },
-    iat: { type: 'integer' },
-    sub: { type: 'string' },
-    aud: { type: 'array', items: { type: 'string' } },
-    iss: { type: 'string' }
-  },
-  required: ['active']
-} as const
-
-const IntrospectBody = {
-  type: 'object',
-  properties: { token: { type: 'string', minLength: 1, maxLength: 4096 } },
-  required: ['token']
-} as const
 
 function answer (record: CachedToken | undefined): Record<string, unknown> {
   if (record === undefined || record.expiresAt <= Date.now() / 1000) return { active: false }

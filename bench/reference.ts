@@ -11,7 +11,7 @@
  *   GET  /info        a constant answer (the floor under the bearer routes)
  *
  * The bench compiles it alone to dist/bench/ and runs it with plain `node` (bench/build.ts),
- * so it imports packages only.
+ * so it imports packages and bench/wire.ts only.
  */
 import { createHmac } from 'node:crypto'
 import Fastify from 'fastify'
@@ -19,35 +19,13 @@ import formbody from '@fastify/formbody'
 import pg from 'pg'
 import { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
+import { IntrospectBody, Introspection } from './wire.js'
 
 const port = Number(process.env.PORT ?? 3100)
 const hmacKey = process.env.TOKEN_HMAC_KEY ?? ''
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? ''
 const dataDir = process.env.BENCH_DATA_DIR ?? ''
 const poolMax = Number(process.env.BENCH_POOL_MAX ?? 10)
-
-const Introspection = {
-  type: 'object',
-  properties: {
-    active: { type: 'boolean' },
-    scope: { type: 'string' },
-    client_id: { type: 'string' },
-    username: { type: 'string' },
-    token_type: { type: 'string' },
-    exp: { type: 'integer' },
-    iat: { type: 'integer' },
-    sub: { type: 'string' },
-    aud: { type: 'array', items: { type: 'string' } },
-    iss: { type: 'string' }
-  },
-  required: ['active']
-} as const
-
-const IntrospectBody = {
-  type: 'object',
-  properties: { token: { type: 'string', minLength: 1, maxLength: 4096 } },
-  required: ['token']
-} as const
 
 const now = Math.floor(Date.now() / 1000)
 const CONSTANT = {
