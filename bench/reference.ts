@@ -44,7 +44,7 @@ const CONSTANT = {
 /** The statement of Tessera's cache miss (TokenStore.token in src/services/token-store.ts). */
 const LOOKUP = {
   name: 'token_lookup',
-  text: `select t.id, t.name, t.scopes, t.audience, t.user_id, u.username, u.suspended_at,
+  text: `select t.id, t.scopes, t.audience, t.user_id, u.username, u.suspended_at,
   t.application_id, a.client_id, t.created_at, t.expires_at, t.revoked_at
   from access_tokens t
   join applications a on a.id = t.application_id

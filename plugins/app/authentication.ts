@@ -4,10 +4,10 @@ import type { User } from '../../src/entities/user.js'
 import { Errors } from '../../src/errors.js'
 import { actorFromRequest } from '../../src/http/actor.js'
 import { addressKey } from '../../src/http/address.js'
+import type { Caller } from '../../src/http/principal.js'
 import { authorizationOf, formDecode, type ClientCredentialFields } from '../../src/http/credentials.js'
 import { recordAudit } from '../../src/services/audit.js'
 import type { ClientRecord } from '../../src/services/client-auth.js'
-import type { TokenRecord } from '../../src/services/token-resolver.js'
 import { authenticateUser, isValidUsername } from '../../src/services/users.js'
 
 /**
@@ -15,11 +15,6 @@ import { authenticateUser, isValidUsername } from '../../src/services/users.js'
  * "username" is most often a password typed in the wrong field, which must not be stored.
  */
 export const NOT_A_USERNAME = '(not a username)'
-
-/** Who is calling an OAuth endpoint: an application, or (where allowed) a bearer token. */
-export type Caller =
-  | { kind: 'client', client: ClientRecord }
-  | { kind: 'token', token: TokenRecord }
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -5,6 +5,7 @@ import { Errors, type TesseraError } from '../errors.js'
 import { maskSecretsDeep } from '../services/secret-mask.js'
 import { formatChallenge } from './challenge.js'
 import { lingerBeforeClosing } from './linger.js'
+import { JSON_TYPE } from './principal.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -119,7 +120,7 @@ export function sendError (error: AnyError, request: FastifyRequest, reply: Fast
   reply.code(problem.status)
   if (usesOAuthErrors(request)) {
     const body: OAuthErrorBody = { error: problem.oauthError, error_description: problem.detail }
-    return reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body)
+    return reply.header('cache-control', 'no-store').type(JSON_TYPE).send(body)
   }
   const body: ProblemBody = {
     type: 'about:blank',

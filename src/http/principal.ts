@@ -1,5 +1,6 @@
 import type { User } from '../entities/user.js'
 import type { Actor } from '../services/audit.js'
+import type { ClientRecord } from '../services/client-auth.js'
 import type { TokenRecord } from '../services/token-resolver.js'
 
 /** The user behind an authenticated API request, and how they authenticated. */
@@ -11,3 +12,11 @@ export interface Principal {
   session?: { id: string, expiresAt: Date }
   actor: Actor
 }
+
+/** Who is calling an OAuth endpoint: an application, or (where allowed) a bearer token. */
+export type Caller =
+  | { kind: 'client', client: ClientRecord }
+  | { kind: 'token', token: TokenRecord }
+
+/** The Content-Type of every JSON answer Tessera sends as ready-made bytes. */
+export const JSON_TYPE = 'application/json; charset=utf-8'

@@ -24,7 +24,6 @@ export type TokenLookup = (digest: string) => Promise<TokenRecord | null>
 /** What the hot path needs to answer for a token, as read from the database (see TokenStore). */
 export interface TokenRecord {
   id: string
-  name: string
   /** Scopes as granted. */
   scopes: string[]
   /** What it grants now (implied scopes included, less what its holder may no longer hold), space-separated. */
@@ -42,6 +41,15 @@ export interface TokenRecord {
   ownerActive: boolean
   /** An application's own token: the application's introspection limits (null fields: no limit). Null for a user's token. */
   introspectionPolicy: { audiences: string[] | null, scopes: string[] | null } | null
+  /*
+   * What the hot routes made of this record, kept in it (and so in the cache entry) for the
+   * next hit: the introspection answer's bytes, token/info's bytes with the `expires_in` they
+   * were made for, the gateway's scope set and identity headers. A token that changes is read
+   * again as a new record, so none of these outlives what it was made from. Set by the routes.
+   */
+  introspectionJson?: string
+  tokenInfo?: { expiresIn: number | null, json: string }
+  gatewayIdentity?: { granted: Set<string>, headers: Record<string, string> }
 }
 
 export function isActive (record: TokenRecord, now = Date.now()): boolean {

@@ -1,13 +1,13 @@
 import type { MikroORM } from '@mikro-orm/postgresql'
 import type pg from 'pg'
 import type { ClientRow } from './client-auth.js'
+import { Interner } from './interner.js'
 import { scopesGrantedNow, type ScopeCatalogue } from './scopes.js'
 import type { TokenRecord } from './token-resolver.js'
 
 /** A token row as the hot path reads it: the token, its owner's state and its application's client_id. */
 export interface TokenRow {
   id: string
-  name: string
   scopes: string[]
   audience: string[] | null
   user_id: string | null
@@ -27,7 +27,7 @@ export interface TokenRow {
 /** The single statement behind a cache miss: one unique-index probe plus two primary-key joins. */
 const TOKEN_LOOKUP = {
   name: 'tessera_token_lookup',
-  text: `select t.id, t.name, t.scopes, t.audience, t.user_id, u.username, u.suspended_at, u.admin as owner_admin,
+  text: `select t.id, t.scopes, t.audience, t.user_id, u.username, u.suspended_at, u.admin as owner_admin,
   t.application_id, a.client_id, a.scopes as application_scopes, a.introspection_audiences, a.introspection_scopes,
   t.created_at, t.expires_at, t.revoked_at
   from access_tokens t
@@ -46,22 +46,23 @@ const CLIENT_LOOKUP = {
 /**
  * The record of a row, with the scopes it grants now: its owner's current rights (a demoted
  * administrator's `admin` is gone) or, for an application's own token, the scopes the application
- * holds now (see scopesGrantedNow).
+ * holds now (see scopesGrantedNow). What many tokens share (owner, application, scopes) is taken
+ * from `shared` when it holds an equal value, so a full cache holds it once.
  */
-export function recordFromRow (row: TokenRow, catalogue: ScopeCatalogue): TokenRecord {
+export function recordFromRow (row: TokenRow, catalogue: ScopeCatalogue, shared = new Interner()): TokenRecord {
   const application = row.user_id === null
+  const scopes = shared.list(row.scopes)
   return {
     id: row.id,
-    name: row.name,
-    scopes: row.scopes,
-    effectiveScope: scopesGrantedNow(catalogue, row.scopes, application
+    scopes,
+    effectiveScope: shared.string(scopesGrantedNow(catalogue, scopes, application
       ? { kind: 'application', scopes: row.application_scopes }
-      : { kind: 'user', admin: row.owner_admin === true }).join(' '),
-    audience: row.audience !== null && row.audience.length > 0 ? row.audience : null,
-    userId: row.user_id,
-    username: row.username,
-    applicationId: row.application_id,
-    clientId: row.client_id,
+      : { kind: 'user', admin: row.owner_admin === true }).join(' ')),
+    audience: row.audience !== null && row.audience.length > 0 ? shared.list(row.audience) : null,
+    userId: shared.string(row.user_id),
+    username: shared.string(row.username),
+    applicationId: shared.string(row.application_id),
+    clientId: shared.string(row.client_id),
     createdAt: Math.floor(new Date(row.created_at).getTime() / 1000),
     expiresAt: row.expires_at === null ? null : new Date(row.expires_at).getTime(),
     revoked: row.revoked_at !== null,
@@ -69,8 +70,11 @@ export function recordFromRow (row: TokenRow, catalogue: ScopeCatalogue): TokenR
     ownerActive: row.user_id === null || (row.username !== null && row.suspended_at === null),
     // An application introspecting with its own token is held to its introspection limits.
     introspectionPolicy: application
-      ? { audiences: nonEmpty(row.introspection_audiences), scopes: nonEmpty(row.introspection_scopes) }
-      : null
+      ? { audiences: shared.list(nonEmpty(row.introspection_audiences)), scopes: shared.list(nonEmpty(row.introspection_scopes)) }
+      : null,
+    introspectionJson: undefined,
+    tokenInfo: undefined,
+    gatewayIdentity: undefined
   }
 }
 
@@ -89,6 +93,7 @@ function nonEmpty (list: string[] | null): string[] | null {
 export class TokenStore {
   readonly #orm: MikroORM
   readonly #catalogue: ScopeCatalogue
+  readonly #shared = new Interner()
   readonly #embedded: boolean
   readonly #timeout: number
   #pool: pg.Pool | undefined
@@ -103,7 +108,7 @@ export class TokenStore {
   /** The record of the token stored under `digest`, whatever its state; null when there is none. */
   async token (digest: string): Promise<TokenRecord | null> {
     const [row] = await this.#query<TokenRow>(TOKEN_LOOKUP, [digest])
-    return row !== undefined ? recordFromRow(row, this.#catalogue) : null
+    return row !== undefined ? recordFromRow(row, this.#catalogue, this.#shared) : null
   }
 
   /** The application with this client_id, secret hash included; null when there is none. */

@@ -106,7 +106,6 @@ t.test('at the very millisecond of its expiry a token is inactive and listed as 
   const expiresAt = Date.parse('2026-06-01T12:00:00.000Z')
   const record: TokenRecord = {
     id: '0190aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee',
-    name: 'edge',
     scopes: ['read:repository'],
     effectiveScope: 'read:repository',
     audience: null,

@@ -42,7 +42,6 @@ function record (overrides: Partial<TokenRecord> = {}): TokenRecord {
   sequence++
   return {
     id: randomUUID(),
-    name: `name-${sequence}`,
     scopes: ['read:tokens'],
     effectiveScope: 'read:tokens',
     audience: null,

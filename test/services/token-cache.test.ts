@@ -10,7 +10,6 @@ function record (overrides: Partial<TokenRecord> = {}): TokenRecord {
   sequence++
   return {
     id: `token-${sequence}`,
-    name: `name-${sequence}`,
     scopes: ['read:tokens'],
     effectiveScope: 'read:tokens',
     audience: null,

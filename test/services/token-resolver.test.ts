@@ -10,6 +10,7 @@ import { ScopeCatalogue } from '../../src/services/scopes.js'
 import { TokenCache } from '../../src/services/token-cache.js'
 import { generateToken, SecretDigester } from '../../src/services/token-format.js'
 import { isActive, TokenResolver, type TokenRecord } from '../../src/services/token-resolver.js'
+import { Interner } from '../../src/services/interner.js'
 import { recordFromRow, type TokenRow } from '../../src/services/token-store.js'
 import { issueToken, revokeToken } from '../../src/services/tokens.js'
 import { build, seedApplication, seedToken, seedUser } from '../helper.js'
@@ -20,7 +21,6 @@ const catalogue = ScopeCatalogue.fromConfiguration('read:repository write:reposi
 function row (overrides: Partial<TokenRow> = {}): TokenRow {
   return {
     id: '0190b5d2-0000-7000-8000-000000000001',
-    name: 'ci',
     scopes: ['write:repository', 'introspect'],
     audience: null,
     user_id: '0190b5d2-0000-7000-8000-0000000000aa',
@@ -62,7 +62,6 @@ async function dumpDatabase (app: FastifyInstance): Promise<string> {
 t.test('recordFromRow maps a database row to what the hot path needs', async (t) => {
   t.strictSame(recordFromRow(row(), catalogue), {
     id: '0190b5d2-0000-7000-8000-000000000001',
-    name: 'ci',
     scopes: ['write:repository', 'introspect'],
     effectiveScope: 'write:repository introspect read:repository',
     audience: null,
@@ -74,8 +73,44 @@ t.test('recordFromRow maps a database row to what the hot path needs', async (t)
     expiresAt: Date.parse('2026-04-02T03:04:05.678Z'),
     revoked: false,
     ownerActive: true,
-    introspectionPolicy: null
+    introspectionPolicy: null,
+    introspectionJson: undefined,
+    tokenInfo: undefined,
+    gatewayIdentity: undefined
   } satisfies TokenRecord)
+})
+
+t.test('records read through one store share what their rows repeat (owner, application, scopes), not what is their own', async (t) => {
+  // Two rows as pg returns them: equal values in distinct strings and arrays.
+  const copy = (text: string): string => Buffer.from(text).toString()
+  const rowOf = (id: string): TokenRow => row({
+    id,
+    scopes: [copy('write:repository'), copy('introspect')],
+    user_id: copy('0190b5d2-0000-7000-8000-0000000000aa'),
+    username: copy('alice'),
+    application_id: copy('0190b5d2-0000-7000-8000-0000000000bb'),
+    client_id: copy('internal')
+  })
+  const shared = new Interner()
+  const first = recordFromRow(rowOf('0190b5d2-0000-7000-8000-000000000001'), catalogue, shared)
+  const second = recordFromRow(rowOf('0190b5d2-0000-7000-8000-000000000002'), catalogue, shared)
+  t.equal(second.scopes, first.scopes, 'one scopes list')
+  t.equal(second.effectiveScope, first.effectiveScope)
+  t.not(second.id, first.id)
+  t.not(recordFromRow(rowOf('0190b5d2-0000-7000-8000-000000000003'), catalogue).scopes, first.scopes, 'another store shares nothing with this one')
+})
+
+t.test('the interner gives back the first of equal values, and starts afresh past its bound', async (t) => {
+  const shared = new Interner(2)
+  const a = ['x', 'y']
+  t.equal(shared.list(['x', 'y']), shared.list(a), 'equal lists: the first one')
+  t.equal(shared.list(null), null)
+  t.equal(shared.string(null), null)
+  t.equal(shared.string('u'), 'u')
+  const kept = shared.list(['p'])
+  t.equal(shared.list(['p']), kept)
+  shared.list(['q'])
+  t.not(shared.list(['p']), kept, 'past two distinct lists it started afresh')
 })
 
 t.test('what a user token grants follows its owner\'s rights now: a demoted admin\'s token loses admin and introspect', async (t) => {
@@ -183,7 +218,6 @@ t.test('with a database', async (t) => {
     const record = await resolver.resolve(token)
     t.match(record, {
       id,
-      name: 'ci',
       scopes: ['write:repository', 'introspect'],
       effectiveScope: 'write:repository introspect read:repository',
       audience: null,

@@ -53,17 +53,11 @@ const verify: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', function ignoreBody (_request, _payload, done) { done(null) })
 
-  // Per cached record (a changed token is a new record): its scopes as a set, its identity headers.
-  const identities = new WeakMap<TokenRecord, { granted: Set<string>, headers: Record<string, string> }>()
-
   async function answer (request: FastifyRequest, reply: FastifyReply, requirements: Requirements): Promise<{ active: true }> {
     reply.header('cache-control', 'no-store')
     const record = await fastify.requireBearer(request, 'verify')
-    let identity = identities.get(record)
-    if (identity === undefined) {
-      identity = { granted: new Set(record.effectiveScope.split(' ')), headers: identityHeaders(record) }
-      identities.set(record, identity)
-    }
+    // Kept in the (cached) record for the next hit: its scopes as a set, its identity headers.
+    const identity = record.gatewayIdentity ??= { granted: new Set(record.effectiveScope.split(' ')), headers: identityHeaders(record) }
     const { granted } = identity
     const missing = requirements.scopes.filter((scope) => !granted.has(scope))
     if (missing.length > 0) throw new Errors.MissingRequiredScopes(missing.join(' '), requirements.scopes.join(' '))

@@ -7,7 +7,7 @@ import { oauthErrors } from '../../../schemas/common.js'
 import { introspectionResponse, INACTIVE, visibleTo, type IntrospectionBody, type IntrospectionPolicy } from '../../services/introspection.js'
 import { JWT_TYPES } from '../../services/signing-keys.js'
 import type { TokenRecord } from '../../services/token-resolver.js'
-import type { Caller } from '../../../plugins/app/authentication.js'
+import { JSON_TYPE, type Caller } from '../../http/principal.js'
 
 /**
  * POST /oauth/introspect — RFC 7662. The hot path: checksum, digest and a cache hit in the
@@ -19,10 +19,10 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
   const issuer = fastify.config.publicUrl
   // Per authenticated caller, counted once it is authenticated: nobody can spend another's
   // allowance. An in-process budget: the hot path never waits on a rate-limit store.
+  // Two budgets of the same size, so a client_id and a token id can never share an allowance.
   const perClient = new WindowBudget(fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT, fastify.config.RATE_LIMIT_WINDOW * 1000)
   const perToken = new WindowBudget(fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT, fastify.config.RATE_LIMIT_WINDOW * 1000)
 
-  const answers = new WeakMap<TokenRecord, string>()
   let inactiveJson: string | undefined
 
   /** RFC 9701 §5: the answer as the `token_introspection` claim of a JWT addressed to the caller. */
@@ -96,20 +96,14 @@ const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
         inactiveJson ??= reply.serializeInput({ ...INACTIVE }, '200', 'application/json') as string
         return inactiveJson
       }
-      let json = answers.get(record)
-      if (json === undefined) {
-        json = reply.serializeInput({ ...introspectionResponse(record, issuer) }, '200', 'application/json') as string
-        answers.set(record, json)
-      }
-      return json
+      record.introspectionJson ??= reply.serializeInput({ ...introspectionResponse(record, issuer) }, '200', 'application/json') as string
+      return record.introspectionJson
     }
     const answer = record === null ? INACTIVE : introspectionResponse(record, issuer)
     const audience = caller.kind === 'client' ? caller.client.clientId : caller.token.clientId
     return await reply.type(SIGNED_INTROSPECTION_TYPE).send(signedAnswer(answer, audience))
   })
 }
-
-const JSON_TYPE = 'application/json; charset=utf-8'
 
 /** Whether the Accept header asks for application/token-introspection+jwt (with a non-zero q). */
 function wantsSignedAnswer (accept: string | undefined): boolean {

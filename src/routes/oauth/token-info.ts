@@ -1,13 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { oauthErrors } from '../../../schemas/common.js'
+import { JSON_TYPE } from '../../http/principal.js'
 import type { TokenRecord } from '../../services/token-resolver.js'
 
 /** GET /oauth/token/info — Doorkeeper's token info, with the pre-5.x field names too. */
 const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
-  // The answer's bytes per cached record, made again only when `expires_in` has moved on (a
-  // changed token is a new record). Content-Type set on a string: Fastify sends it as it is.
-  const answers = new WeakMap<TokenRecord, { expiresIn: number | null, json: string }>()
-
   fastify.get('/oauth/token/info', {
     schema: {
       tags: ['oauth'],
@@ -25,13 +22,13 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const record = await fastify.requireBearer(request, 'token_info')
     const expiresIn = record.expiresAt === null ? null : Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000))
-    let answer = answers.get(record)
-    if (answer === undefined || answer.expiresIn !== expiresIn) {
-      answer = { expiresIn, json: reply.serializeInput(tokenInfoOf(record, expiresIn), '200') as string }
-      answers.set(record, answer)
+    // The answer's bytes are kept in the (cached) record, made again only when `expires_in` has
+    // moved on. Content-Type set on a string: Fastify sends it as it is.
+    if (record.tokenInfo?.expiresIn !== expiresIn) {
+      record.tokenInfo = { expiresIn, json: reply.serializeInput(tokenInfoOf(record, expiresIn), '200') as string }
     }
-    reply.type('application/json; charset=utf-8')
-    return answer.json
+    reply.type(JSON_TYPE)
+    return record.tokenInfo.json
   })
 }
 
