@@ -13,6 +13,8 @@ export const EnvSchema = Type.Object({
   PUBLIC_URL: Type.String({ default: '', pattern: '^(https?://[^\\s/?#]+(/[^\\s?#]*)?)?$' }),
   // true, false, a number of proxy hops, or the proxies' addresses / CIDR ranges, comma-separated (checked in src/config.ts).
   TRUST_PROXY: Type.String({ default: 'false' }),
+  // Seconds a shutdown (SIGTERM/SIGINT) may take before the process exits anyway.
+  SHUTDOWN_TIMEOUT: Type.Integer({ default: 25, minimum: 1, maximum: 3600 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)), { default: 'info' }),
   BODY_LIMIT: Type.Integer({ default: 16384, minimum: 1024, maximum: 1048576 }),
 

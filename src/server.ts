@@ -90,7 +90,14 @@ async function main (): Promise<void> {
   const close = (signal: string): void => {
     if (closing) return
     closing = true
-    fastify.log.info({ signal }, 'shutting down: draining requests')
+    fastify.log.info({ signal, timeout: config.SHUTDOWN_TIMEOUT }, 'shutting down: draining requests')
+    // The whole shutdown — requests in flight, the last_used flush, the listener and the pools —
+    // within SHUTDOWN_TIMEOUT, also when the database stopped answering: an orchestrator waits for
+    // the exit, and a process that never exits holds its rollout.
+    setTimeout(() => {
+      fastify.log.warn({ timeout: config.SHUTDOWN_TIMEOUT }, 'shutdown took longer than SHUTDOWN_TIMEOUT: exiting with requests or the last_used flush unfinished (last_used is accurate to a minute; nothing else is held in memory)')
+      process.exit(0)
+    }, config.SHUTDOWN_TIMEOUT * 1000).unref()
     fastify.close().then(() => process.exit(0), (error: unknown) => {
       fastify.log.error({ err: error }, 'error during shutdown')
       process.exit(1)
