@@ -45,7 +45,6 @@ t.test('a first start creates the admin and returns its credentials once; a seco
   t.test('the admin token resolves as active with the admin scope', async (t) => {
     const admin = await app.orm.em.fork().findOneOrFail(User, { username: 'admin' })
     t.match(await app.services.resolver.resolve(first.token ?? ''), {
-      name: 'bootstrap',
       scopes: ['admin', 'introspect', 'write:tokens'],
       effectiveScope: 'admin introspect write:tokens read:tokens',
       userId: admin.id,
