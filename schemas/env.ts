@@ -64,7 +64,14 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_INTROSPECT_PER_CLIENT: Type.Integer({ default: 600000, minimum: 1 }),
   // Failed client authentications per address (checked before argon2) and per client_id (past it, failures answer 429).
   RATE_LIMIT_CLIENT_FAILURES_PER_IP: Type.Integer({ default: 30, minimum: 1 }),
-  RATE_LIMIT_CLIENT_FAILURES_PER_CLIENT: Type.Integer({ default: 300, minimum: 1 })
+  RATE_LIMIT_CLIENT_FAILURES_PER_CLIENT: Type.Integer({ default: 300, minimum: 1 }),
+
+  // Rate-limit counts shared by every replica (empty: each process counts its own).
+  REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
+  REDIS_KEY_PREFIX: Type.String({ default: 'tessera:', pattern: '^[A-Za-z0-9:_.-]{0,64}$' }),
+  REDIS_TIMEOUT_MS: Type.Integer({ default: 250, minimum: 10, maximum: 10000 }),
+  // How often the hot routes' in-process budgets are reconciled with Redis.
+  RATE_LIMIT_SYNC_INTERVAL_MS: Type.Integer({ default: 200, minimum: 20, maximum: 5000 })
 })
 
 export type Env = Static<typeof EnvSchema>

@@ -7,7 +7,10 @@ export const Health = Type.Object({
     migrations: Type.Union([Type.Literal('ok'), Type.Literal('pending'), Type.Literal('unknown')]),
     invalidation: Type.Union([Type.Literal('listening'), Type.Literal('reconnecting'), Type.Literal('local')], {
       description: '`listening`: changes made on other replicas reach this cache at once; `reconnecting`: the listener is down and cache lifetimes are cut to CACHE_DEGRADED_TTL (still ready); `local`: the embedded database, one process, nothing to listen for'
-    })
+    }),
+    rate_limits: Type.Optional(Type.Union([Type.Literal('shared'), Type.Literal('local')], {
+      description: 'Only with REDIS_URL. `shared`: rate limits count in Redis, for the whole cluster; `local`: Redis is unreachable and they count in this process meanwhile (readiness does not depend on it)'
+    }))
   }))
 })
 

@@ -48,11 +48,12 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   // 1. plugins/external
   await fastify.register(orm, { clientUrl: options.databaseUrl, poolMax: config.embeddedDatabase ? 1 : config.DATABASE_POOL_MAX, timeout: config.DATABASE_TIMEOUT_MS, embedded: config.embeddedDatabase, migrate: options.migrate ?? true })
   await fastify.register(formbody)
-  await fastify.register(rateLimit)
   await fastify.register(swagger, { publicUrl: config.publicUrl, version: VERSION })
 
   // 2. plugins/app
   await fastify.register(services, { config })
+  // Counts in Redis when REDIS_URL is set: it takes the services' shared counters.
+  await fastify.register(rateLimit, { sharedCounters: fastify.services.sharedCounters })
   await fastify.register(keys, { ensure: options.migrate ?? true })
   await fastify.register(requestId)
   await fastify.register(errorHandler)

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { Errors } from '../../src/errors.js'
+import { addressKey } from '../../src/http/address.js'
 import { sendError } from '../../src/http/error-reply.js'
 
 /**
@@ -11,7 +12,7 @@ export default fp(async function errorHandler (fastify) {
   fastify.setErrorHandler(sendError)
 
   fastify.setNotFoundHandler({
-    preHandler: fastify.rateLimit({ max: 60, timeWindow: 60_000 })
+    preHandler: fastify.rateLimit({ max: 60, timeWindow: 60_000, keyGenerator: (request) => `not-found:${addressKey(request.ip)}` })
   }, function notFound (request, reply) {
     return sendError(new Errors.RouteNotFound(request.method, request.url.split('?')[0] ?? '/'), request, reply)
   })

@@ -101,6 +101,11 @@ export default fp(async function metrics (fastify) {
       this.set({ state: 'waiting' }, pool.waitingCount)
     }
   }))
+  const { sharedCounters } = fastify.services
+  if (sharedCounters !== null) {
+    gauge('tessera_redis_up', '1 while the rate limits count in Redis (REDIS_URL), 0 while it is unreachable and they count in this process', () => sharedCounters.state === 'up' ? 1 : 0)
+    counter('tessera_rate_limit_local_counts_total', 'Rate-limit counts made in this process because Redis was unreachable or did not answer in REDIS_TIMEOUT_MS', () => sharedCounters.stats.localFallbacks)
+  }
   gauge('tessera_db_pool_max', 'DATABASE_POOL_MAX (1 on the embedded database)', () => config.embeddedDatabase ? 1 : config.DATABASE_POOL_MAX)
 
   const expected = config.METRICS_TOKEN !== '' ? Buffer.from(config.METRICS_TOKEN) : null

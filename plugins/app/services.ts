@@ -18,7 +18,16 @@ export default fp<{ config: Config }>(async function services (fastify, options)
   // How long a verification takes, before the first unknown username or client_id must wait as long.
   await services.hasher.calibrate()
   fastify.orm.em.getEventManager().registerSubscriber(new AuditLogSubscriber(fastify.log))
-  const { listener } = services
+  const { listener, sharedCounters, budgets } = services
+  if (sharedCounters !== null) {
+    // Resolves once connected, or after the first failed attempt: the limits count locally meanwhile.
+    await sharedCounters.start()
+    budgets?.start()
+    fastify.addHook('onClose', async () => {
+      await budgets?.stop()
+      await sharedCounters.stop()
+    })
+  }
   if (listener !== null) {
     // Resolves once listening, or after the first failed attempt (it keeps retrying on its own).
     await listener.start()

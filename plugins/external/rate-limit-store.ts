@@ -1,3 +1,5 @@
+import type { SharedCounters } from '../../src/services/shared-counters.js'
+
 /**
  * The in-memory store behind every rate limit (same interface as @fastify/rate-limit's
  * LocalStore: `incr`, `read`, `child`).
@@ -140,5 +142,71 @@ export class BoundedRateLimitStore {
   /** Counters held, all children together. */
   get size (): number {
     return this.#table.counters.size
+  }
+}
+
+/**
+ * Every rate limit's store: the counts are shared by the replicas in Redis when REDIS_URL is set
+ * (SharedCounters) and kept in this process otherwise, or while Redis cannot answer — per-process
+ * limits for that time, shared again by themselves once it is back.
+ *
+ * One key space for every limit, in Redis and here: each limit's keys carry its own prefix
+ * (`password-user:`, `client-failures-ip:`…), so limits that must be one budget — a user's password
+ * attempts by Basic auth and by the web sign-in — are one by sharing a key.
+ */
+export class SharedRateLimitStore {
+  readonly #local: BoundedRateLimitStore
+  readonly #shared: SharedCounters | undefined
+
+  constructor (options: { capacity?: number, sharedCounters?: SharedCounters } = {}) {
+    this.#local = new BoundedRateLimitStore({ capacity: options.capacity })
+    this.#shared = options.sharedCounters
+  }
+
+  /** The store class to give @fastify/rate-limit (it constructs its store itself), counting through `shared`. */
+  static over (shared: SharedCounters | undefined): new () => SharedRateLimitStore {
+    return class extends SharedRateLimitStore {
+      constructor () {
+        super({ sharedCounters: shared })
+      }
+    }
+  }
+
+  incr (key: string, callback: Callback, timeWindow: number, max: number): void {
+    const shared = this.#shared
+    if (shared === undefined || !shared.available) {
+      this.#local.incr(key, callback, timeWindow, max)
+      return
+    }
+    shared.increment(`limit:${key}`, timeWindow).then((count) => {
+      if (count === null) this.#local.incr(key, callback, timeWindow, max)
+      else callback(null, count)
+    }, (error: unknown) => { callback(error instanceof Error ? error : new Error(String(error)), { current: 0, ttl: 0 }) })
+  }
+
+  read (key: string, callback: Callback, timeWindow: number): void {
+    const shared = this.#shared
+    if (shared === undefined || !shared.available) {
+      this.#local.read(key, callback, timeWindow)
+      return
+    }
+    shared.read(`limit:${key}`).then((count) => {
+      if (count === null) this.#local.read(key, callback, timeWindow)
+      else callback(null, count)
+    }, (error: unknown) => { callback(error instanceof Error ? error : new Error(String(error)), { current: 0, ttl: 0 }) })
+  }
+
+  /** Every route and createRateLimit counts in the one key space (see above). */
+  child (routeOptions: object): SharedRateLimitStore {
+    const { continueExceeding, exponentialBackoff } = routeOptions as { continueExceeding?: boolean, exponentialBackoff?: boolean }
+    if (continueExceeding === true || exponentialBackoff === true) {
+      throw new Error('SharedRateLimitStore supports neither continueExceeding nor exponentialBackoff')
+    }
+    return this
+  }
+
+  /** Counters held in this process. */
+  get size (): number {
+    return this.#local.size
   }
 }

@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Errors, rateLimited, type TesseraError } from '../../src/errors.js'
-import { BoundedRateLimitStore } from './rate-limit-store.js'
+import type { SharedCounters } from '../../src/services/shared-counters.js'
+import { SharedRateLimitStore } from './rate-limit-store.js'
 
 /** A limit counted under a key the handler knows only once it has authenticated the caller. */
 export interface KeyedRateLimit {
@@ -29,13 +30,14 @@ declare module 'fastify' {
 
 /**
  * @fastify/rate-limit, applied per route (global: false) or checked from handlers through the
- * decorators below. Every limit counts in one BoundedRateLimitStore (see there: junk keys cannot
- * push a hot counter out). Answers 429 with Retry-After.
+ * decorators below. Every limit counts in one SharedRateLimitStore: in Redis when REDIS_URL is
+ * set, shared by the replicas; in this process otherwise and while Redis is unreachable (a
+ * BoundedRateLimitStore: junk keys cannot push a hot counter out). Answers 429 with Retry-After.
  */
-export default fp(async function rateLimiter (fastify) {
+export default fp<{ sharedCounters?: SharedCounters | null }>(async function rateLimiter (fastify, options) {
   await fastify.register(rateLimit, {
     global: false,
-    store: BoundedRateLimitStore,
+    store: SharedRateLimitStore.over(options.sharedCounters ?? undefined),
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     errorResponseBuilder: (_request, context) => {
       return new Errors.RateLimited(`rate limit exceeded: at most ${context.max} requests in this window; retry in ${context.after}`)

@@ -3,11 +3,13 @@ import pg from 'pg'
 import type { Config } from '../config.js'
 import { KEEPALIVE_DELAY_MS } from '../db/deadlines.js'
 import { Application } from '../entities/application.js'
+import { BudgetSync } from './budget.js'
 import { CacheFreshness } from './cache-freshness.js'
 import { ClientAuthenticator } from './client-auth.js'
 import { Counters } from './counters.js'
 import { CacheInvalidation, INVALIDATION_CHANNEL, InvalidationListener } from './invalidation.js'
 import { PasswordHasher } from './passwords.js'
+import { SharedCounters } from './shared-counters.js'
 import { SigningKeyStore } from './signing-keys.js'
 import { TokenCache } from './token-cache.js'
 import { SecretDigester } from './token-format.js'
@@ -35,6 +37,10 @@ export interface Services {
   listener: InvalidationListener | null
   /** The hot path's reads (token by digest, client by id) and the readiness probe, on the pool. */
   store: TokenStore
+  /** Rate-limit counts shared by the replicas in Redis (REDIS_URL); null: each process counts its own. */
+  sharedCounters: SharedCounters | null
+  /** Reconciles the hot routes' in-process budgets with Redis; null without REDIS_URL. */
+  budgets: BudgetSync | null
 }
 
 /** The logging the services do on their own (a pino logger fits). */
@@ -114,5 +120,18 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     limits: { defaultLifetime: config.TOKEN_DEFAULT_LIFETIME, maxLifetime: config.TOKEN_MAX_LIFETIME },
     signer: { issuer: config.publicUrl, sign: (typ, claims) => keys.sign(typ, claims) }
   }
-  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store }
+  const sharedCounters = config.REDIS_URL === ''
+    ? null
+    : new SharedCounters({
+      url: config.REDIS_URL,
+      prefix: config.REDIS_KEY_PREFIX,
+      timeoutMs: config.REDIS_TIMEOUT_MS,
+      onStateChange (state, error) {
+        if (state === 'up') log.info({}, 'rate limits are shared with the other replicas through Redis')
+        else if (state === 'down') log.warn({ err: error }, 'Redis is unreachable: rate limits count in this process until it is back')
+      },
+      onCommandError (error) { log.warn({ err: error }, 'a Redis command failed: this request was counted in this process') }
+    })
+  const budgets = sharedCounters === null ? null : new BudgetSync(sharedCounters, config.RATE_LIMIT_SYNC_INTERVAL_MS)
+  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets }
 }

@@ -8,7 +8,7 @@ import { Health } from '../../../schemas/health.js'
  * instance still answers cached tokens for whoever reaches it.
  */
 const health: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { listener, store } = fastify.services
+  const { listener, store, sharedCounters } = fastify.services
   let migrationsApplied = false
 
   fastify.get('/healthz', {
@@ -31,7 +31,11 @@ const health: FastifyPluginAsyncTypebox = async function (fastify) {
       database = 'unreachable'
     }
     const ready = database === 'ok' && migrations === 'ok'
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks: { database, migrations, invalidation } })
+    const checks = { database, migrations, invalidation }
+    // With REDIS_URL: whether the limits count in Redis. Without it they count per process, and
+    // the replica serves on either way: readiness never depends on Redis.
+    if (sharedCounters !== null) Object.assign(checks, { rate_limits: sharedCounters.state === 'up' ? 'shared' : 'local' })
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks })
   })
 }
 

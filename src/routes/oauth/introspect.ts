@@ -15,13 +15,16 @@ import { JSON_TYPE, type Caller } from '../../http/principal.js'
  * With `Accept: application/token-introspection+jwt` the same answer comes signed (RFC 9701).
  */
 const introspect: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { resolver, keys, counters } = fastify.services
+  const { resolver, keys, counters, budgets } = fastify.services
   const issuer = fastify.config.publicUrl
   // Per authenticated caller, counted once it is authenticated: nobody can spend another's
   // allowance. An in-process budget: the hot path never waits on a rate-limit store.
   // Two budgets of the same size, so a client_id and a token id can never share an allowance.
+  // With REDIS_URL they are the cluster's, reconciled in the background (BudgetSync).
   const perClient = new WindowBudget(fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT, fastify.config.RATE_LIMIT_WINDOW * 1000)
   const perToken = new WindowBudget(fastify.config.RATE_LIMIT_INTROSPECT_PER_CLIENT, fastify.config.RATE_LIMIT_WINDOW * 1000)
+  budgets?.register('introspect-client', perClient)
+  budgets?.register('introspect-token', perToken)
 
   let inactiveJson: string | undefined
 

@@ -60,7 +60,7 @@ const revoke: FastifyPluginAsyncTypebox = async function (fastify) {
     const { body } = request
     const revoker = await revokerOf(request, body)
     // A holder proves nothing before the lookup: its requests count against its address.
-    await perCaller.enforce(request, revoker.kind === 'client' ? `client:${revoker.clientId}` : `holder:${addressKey(request.ip)}`)
+    await perCaller.enforce(request, revoker.kind === 'client' ? `revoke-client:${revoker.clientId}` : `revoke-holder:${addressKey(request.ip)}`)
     if (!services.resolver.isWellFormed(body.token)) return await reply.code(200).send()
 
     const now = new Date()

@@ -52,9 +52,9 @@ const token: FastifyPluginAsyncTypebox = async function (fastify) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { body } = request
     const client = await authenticateConfidentialClient(request, body)
-    await perClient.enforce(request, `client:${client.clientId}`)
+    await perClient.enforce(request, `token-client:${client.clientId}`)
     if (body.grant_type !== 'client_credentials') throw new Errors.UnsupportedGrantType(printable(body.grant_type))
-    const actor = actorFromRequest(request, null, `client:${client.clientId}`)
+    const actor = actorFromRequest(request, null, `token-client:${client.clientId}`)
     return await fastify.orm.em.fork().transactional(async (tx) => {
       const application = await tx.findOne(Application, client.applicationId)
       // Deleted since its credentials were verified and cached.

@@ -15,13 +15,14 @@ import { csrfTokenFor, endSession, isSessionSecret, SESSION_SCOPES, startSession
 const session: FastifyPluginAsyncTypebox = async function (fastify) {
   const { config, services, webSessions } = fastify
   const window = config.RATE_LIMIT_WINDOW * 1000
-  // The password API's limits, per address and, separately, per username.
+  // The password API's limits, per address and, separately, per username: the same counters as
+  // Basic authentication's (one key space), so both ways of guessing share one budget.
   const limitSignIns = fastify.combinedRateLimit([
-    { max: config.RATE_LIMIT_PASSWORD_PER_IP, timeWindow: window, keyGenerator: (request) => `sign-in-ip:${addressKey(request.ip)}` },
+    { max: config.RATE_LIMIT_PASSWORD_PER_IP, timeWindow: window, keyGenerator: (request) => `password-ip:${addressKey(request.ip)}` },
     {
       max: config.RATE_LIMIT_PASSWORD_PER_USER,
       timeWindow: window,
-      keyGenerator: (request: FastifyRequest) => `sign-in-user:${String((request.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`
+      keyGenerator: (request: FastifyRequest) => `password-user:${String((request.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`
     }
   ])
 

@@ -1,0 +1,182 @@
+import { Redis } from 'ioredis'
+
+/** A fixed-window count as @fastify/rate-limit reads it: requests so far, milliseconds left. */
+export interface WindowCount {
+  current: number
+  ttl: number
+}
+
+/** One budget window's uses to add to the cluster's count (see BudgetSync). */
+export interface WindowDelta {
+  key: string
+  delta: number
+  /** Milliseconds the count must live: to the end of its window, and a little more. */
+  ttl: number
+}
+
+export interface SharedCountersOptions {
+  url: string
+  /** Prepended to every key (REDIS_KEY_PREFIX), so several deployments can share one Redis. */
+  prefix: string
+  /** How long a command may take (REDIS_TIMEOUT_MS) before the caller counts locally instead. */
+  timeoutMs: number
+  onStateChange?: (state: SharedCounterState, error?: Error) => void
+  /** A command that failed or timed out while connected (the caller counted locally). */
+  onCommandError?: (error: Error) => void
+}
+
+export type SharedCounterState = 'connecting' | 'up' | 'down'
+
+/** INCR with a fixed window: the first count opens it; a count without expiry (never expected) gets one. */
+const INCREMENT = `
+local current = redis.call('INCR', KEYS[1])
+local ttl = tonumber(ARGV[1])
+if current == 1 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 0 then redis.call('PEXPIRE', KEYS[1], ttl) else ttl = left end
+end
+return {current, ttl}`
+
+const READ = `
+local current = redis.call('GET', KEYS[1])
+if not current then return {0, 0} end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then ttl = 0 end
+return {tonumber(current), ttl}`
+
+type Callback = (error: Error | null, result?: [number, number]) => void
+
+interface CounterCommands {
+  tesseraIncrement: (key: string, ttl: number, callback: Callback) => void
+  tesseraRead: (key: string, callback: Callback) => void
+}
+
+/**
+ * The counters every replica shares, in Redis (REDIS_URL): the rate limits' fixed windows and the
+ * hot routes' budgets. Nothing here ever waits for Redis to come back: while it is unreachable
+ * (not connected, or a command past `timeoutMs`) every call answers null at once and the caller
+ * counts in its own process; ioredis reconnects in the background and the counts are shared again
+ * as soon as it is back. After a timeout, Redis is left alone for a second, so a Redis that stopped
+ * answering without closing the connection costs one request `timeoutMs`, not every request.
+ */
+export class SharedCounters {
+  readonly #redis: Redis & CounterCommands
+  readonly #onStateChange: SharedCountersOptions['onStateChange']
+  #state: SharedCounterState = 'connecting'
+  readonly #connectTimeoutMs: number
+  /** Until when (ms) calls skip Redis after a timeout. */
+  #restingUntil = 0
+  readonly #onCommandError: SharedCountersOptions['onCommandError']
+  readonly stats = { localFallbacks: 0, commandFailures: 0 }
+
+  constructor (options: SharedCountersOptions) {
+    this.#onStateChange = options.onStateChange
+    this.#onCommandError = options.onCommandError
+    this.#connectTimeoutMs = Math.max(1000, options.timeoutMs)
+    this.#redis = new Redis(options.url, {
+      keyPrefix: options.prefix,
+      lazyConnect: true,
+      // A command while disconnected fails at once instead of queueing behind the reconnection.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.timeoutMs,
+      connectTimeout: this.#connectTimeoutMs,
+      // TCP keepalive: a peer gone without a word (a blackholed network) is noticed by the kernel too.
+      keepAlive: 1000,
+      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+      connectionName: 'tessera-limits'
+    }) as Redis & CounterCommands
+    this.#redis.defineCommand('tesseraIncrement', { numberOfKeys: 1, lua: INCREMENT })
+    this.#redis.defineCommand('tesseraRead', { numberOfKeys: 1, lua: READ })
+    this.#redis.on('ready', () => { this.#setState('up') })
+    this.#redis.on('error', (error: Error) => { if (this.#redis.status !== 'ready') this.#setState('down', error) })
+    this.#redis.on('close', () => { if (this.#state === 'up') this.#setState('down') })
+  }
+
+  /**
+   * Connects, waiting at most about a second: a Redis that is down or silent at start is retried
+   * in the background, and the limits count in this process meanwhile.
+   */
+  async start (): Promise<void> {
+    const connected = this.#redis.connect().catch((error: unknown) => { this.#setState('down', error instanceof Error ? error : new Error(String(error))) })
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#connectTimeoutMs) })
+    await Promise.race([connected, waited])
+    clearTimeout(timer)
+    if (this.#state === 'connecting') this.#setState('down', new Error(`no answer from Redis within ${this.#connectTimeoutMs} ms`))
+  }
+
+  async stop (): Promise<void> {
+    this.#redis.disconnect(false)
+  }
+
+  get state (): SharedCounterState {
+    return this.#state
+  }
+
+  /** Whether a call would reach Redis now; when false, callers count locally (and say so through stats). */
+  get available (): boolean {
+    if (this.#state === 'up' && this.#redis.status === 'ready' && Date.now() >= this.#restingUntil) return true
+    this.stats.localFallbacks++
+    return false
+  }
+
+  /** Counts one under `key` in a window of `windowMs`; null when Redis could not answer (count locally). */
+  async increment (key: string, windowMs: number): Promise<WindowCount | null> {
+    return await this.#call((callback) => { this.#redis.tesseraIncrement(key, windowMs, callback) })
+  }
+
+  /** The count under `key` without counting; null when Redis could not answer. */
+  async read (key: string): Promise<WindowCount | null> {
+    return await this.#call((callback) => { this.#redis.tesseraRead(key, callback) })
+  }
+
+  /** Adds each delta to its key's count (one round trip); the cluster totals, or null when Redis could not answer. */
+  async addAll (deltas: WindowDelta[]): Promise<number[] | null> {
+    const pipeline = this.#redis.pipeline()
+    for (const { key, delta, ttl } of deltas) pipeline.incrby(key, delta).pexpire(key, ttl)
+    try {
+      const results = await pipeline.exec()
+      if (results === null) return null
+      const totals: number[] = []
+      for (let i = 0; i < results.length; i += 2) {
+        const [error, total] = results[i] ?? [new Error('missing reply'), null]
+        if (error !== null) throw error
+        totals.push(Number(total))
+      }
+      return totals
+    } catch (error) {
+      this.#failed(error)
+      return null
+    }
+  }
+
+  async #call (send: (callback: Callback) => void): Promise<WindowCount | null> {
+    try {
+      const [current, ttl] = await new Promise<[number, number]>((resolve, reject) => {
+        send((error, result) => { if (error !== null || result === undefined) reject(error ?? new Error('no reply')); else resolve(result) })
+      })
+      return { current, ttl }
+    } catch (error) {
+      this.#failed(error)
+      return null
+    }
+  }
+
+  /** A command failed or timed out: this call counts locally, and the next ones for a second. */
+  #failed (error: unknown): void {
+    this.stats.localFallbacks++
+    this.stats.commandFailures++
+    // The connection may look alive while Redis no longer answers: leave it alone for a second.
+    this.#restingUntil = Date.now() + 1000
+    this.#onCommandError?.(error instanceof Error ? error : new Error(String(error)))
+  }
+
+  #setState (state: SharedCounterState, error?: Error): void {
+    if (state === this.#state) return
+    this.#state = state
+    this.#onStateChange?.(state, error)
+  }
+}
