@@ -87,6 +87,7 @@ export default fp(async function metrics (fastify) {
   counter('tessera_cache_invalidations_published_total', 'Changes announced to the other replicas', () => invalidation.stats.published)
   counter('tessera_cache_invalidations_received_total', 'Changes received from the other replicas', () => invalidation.stats.received)
   counter('tessera_cache_invalidation_publish_failures_total', 'Changes that could not be announced', () => invalidation.stats.publishFailures)
+  register.registerMetric(invalidation.lag)
   gauge('tessera_cache_invalidation_listening', '1 while the invalidation listener is connected, 0 while it reconnects (absent on the embedded database)', () => listener === null ? 1 : listener.state === 'listening' ? 1 : 0)
 
   register.registerMetric(new Gauge({
@@ -124,7 +125,7 @@ export default fp(async function metrics (fastify) {
     schema: {
       tags: ['health'],
       summary: 'Prometheus metrics',
-      description: 'Prometheus text format: request latency histograms per route (their counts are the request rates), validation outcomes, token-cache hits, misses, evictions and size, invalidations published and received, listener state, database pool usage, and the process metrics of prom-client. With METRICS_TOKEN set, it needs `Authorization: Bearer <METRICS_TOKEN>`.',
+      description: 'Prometheus text format: request latency histograms per route (their counts are the request rates), validation outcomes, token-cache hits, misses, evictions and size, invalidations published and received and their lag from another replica (`tessera_cache_invalidation_lag_seconds`), listener state, database pool usage, with REDIS_URL whether rate limits count in Redis, and the process metrics of prom-client. With METRICS_TOKEN set, it needs `Authorization: Bearer <METRICS_TOKEN>`.',
       security: config.METRICS_TOKEN !== '' ? [{ bearerAuth: [] }] : [],
       response: {
         200: MetricsText,

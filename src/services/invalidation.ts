@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { Histogram } from 'prom-client'
 import type { CacheFreshness } from './cache-freshness.js'
 import type { ClientAuthenticator } from './client-auth.js'
 import type { TokenCache } from './token-cache.js'
@@ -31,6 +32,9 @@ export interface InvalidationStats {
   publishFailures: number
 }
 
+/** Publish → applied lag buckets (seconds): well under a second is the promise; the tail shows trouble. */
+const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
 /**
  * Keeps every replica's caches coherent. A change is applied to this instance's caches at once
  * (before the request that made it is answered), then announced on INVALIDATION_CHANNEL; every
@@ -41,6 +45,18 @@ export interface InvalidationStats {
 export class CacheInvalidation {
   readonly instanceId = randomUUID()
   readonly stats: InvalidationStats = { published: 0, received: 0, publishFailures: 0 }
+  /**
+   * How long changes announced by other replicas took to be applied here: from the sender's clock
+   * at publishing to this one's at applying (so clock skew between hosts adds to it). Exported
+   * by GET /metrics as tessera_cache_invalidation_lag_seconds.
+   */
+  readonly lag = new Histogram({
+    name: 'tessera_cache_invalidation_lag_seconds',
+    help: 'Time from a change being announced by another replica to its being applied to this cache (sender clock to receiver clock)',
+    buckets: LAG_BUCKETS,
+    registers: []
+  })
+
   readonly #cache: TokenCache
   readonly #clients: ClientAuthenticator
   readonly #notify: Notify | undefined
@@ -82,7 +98,7 @@ export class CacheInvalidation {
   async publish (change: Change): Promise<void> {
     this.apply(change)
     if (this.#notify === undefined) return
-    for (const payload of encode(this.instanceId, change)) {
+    for (const payload of encode(this.instanceId, change, Date.now())) {
       try {
         await this.#notify(payload)
         this.stats.published++
@@ -99,6 +115,8 @@ export class CacheInvalidation {
     if (decoded === null || decoded.origin === this.instanceId) return
     this.stats.received++
     this.apply(decoded.change)
+    // A sender from before the publish time was carried has none.
+    if (decoded.publishedAt !== null) this.lag.observe(Math.max(0, Date.now() - decoded.publishedAt) / 1000)
   }
 
   apply (change: Change): void {
@@ -126,25 +144,30 @@ export class CacheInvalidation {
   }
 }
 
-/** `<origin> <kind code>:<id>,<id>…`, split so no payload carries more than IDS_PER_MESSAGE ids. */
-export function encode (origin: string, change: Change): string[] {
+/**
+ * `<origin> <published at, ms> <kind code>:<id>,<id>…`, split so no payload carries more than
+ * IDS_PER_MESSAGE ids. The time lets every receiver measure the lag.
+ */
+export function encode (origin: string, change: Change, publishedAt = Date.now()): string[] {
   const ids = change.kind === 'tokens' ? change.ids : [change.id]
   const messages: string[] = []
   for (let i = 0; i < ids.length; i += IDS_PER_MESSAGE) {
-    messages.push(`${origin} ${KIND_CODES[change.kind]}:${ids.slice(i, i + IDS_PER_MESSAGE).join(',')}`)
+    messages.push(`${origin} ${Math.floor(publishedAt)} ${KIND_CODES[change.kind]}:${ids.slice(i, i + IDS_PER_MESSAGE).join(',')}`)
   }
   return messages
 }
 
-export function decode (payload: string): { origin: string, change: Change } | null {
-  const match = /^(\S+) ([tuac]):([0-9a-f-]{1,36}(?:,[0-9a-f-]{1,36})*)$/.exec(payload)
+/** A payload's parts; `publishedAt` is null in a message from a replica that predates it (a rolling upgrade). */
+export function decode (payload: string): { origin: string, publishedAt: number | null, change: Change } | null {
+  const match = /^(\S+) (?:(\d{1,15}) )?([tuac]):([0-9a-f-]{1,36}(?:,[0-9a-f-]{1,36})*)$/.exec(payload)
   if (match === null) return null
-  const [, origin = '', code = '', list = ''] = match
+  const [, origin = '', time, code = '', list = ''] = match
+  const publishedAt = time === undefined ? null : Number(time)
   const kind = CODE_KINDS[code as keyof typeof CODE_KINDS]
   const ids = list.split(',')
-  if (kind === 'tokens') return { origin, change: { kind, ids } }
+  if (kind === 'tokens') return { origin, publishedAt, change: { kind, ids } }
   if (ids.length !== 1) return null
-  return { origin, change: { kind, id: ids[0] ?? '' } }
+  return { origin, publishedAt, change: { kind, id: ids[0] ?? '' } }
 }
 
 export type ListenerState = 'connecting' | 'listening' | 'reconnecting' | 'stopped'

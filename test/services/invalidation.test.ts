@@ -128,11 +128,30 @@ t.test('encode and decode round-trip every kind of change', async (t) => {
     { kind: 'application', id: randomUUID() },
     { kind: 'client', id: randomUUID() }
   ]
+  const publishedAt = Date.now()
   for (const change of changes) {
-    const payloads = encode(origin, change)
+    const payloads = encode(origin, change, publishedAt)
     t.equal(payloads.length, 1, `${change.kind}: one message`)
-    t.strictSame(decode(payloads[0] ?? ''), { origin, change }, `${change.kind} survives the trip`)
+    t.strictSame(decode(payloads[0] ?? ''), { origin, publishedAt, change }, `${change.kind} survives the trip`)
   }
+  // A replica from before the publish time was carried (a rolling upgrade) is still understood.
+  const id = randomUUID()
+  t.strictSame(decode(`${origin} t:${id}`), { origin, publishedAt: null, change: { kind: 'tokens', ids: [id] } })
+})
+
+t.test('a change from another replica is measured: publish → applied lag in the histogram', async (t) => {
+  const invalidation = new CacheInvalidation({ cache: new TokenCache({ maxEntries: 10, maxBytes: 0, ttl: 30, negativeTtl: 5 }), clients: new ClientAuthenticator({ hasher: new PasswordHasher({ memoryCost: 1024, timeCost: 1 }), lookup: async () => null, ttlSeconds: 60 }) })
+  invalidation.receive(encode(randomUUID(), { kind: 'user', id: randomUUID() }, Date.now() - 300)[0] ?? '')
+  invalidation.receive(encode(invalidation.instanceId, { kind: 'user', id: randomUUID() }, Date.now() - 300)[0] ?? '')
+  invalidation.receive(`${randomUUID()} u:${randomUUID()}`)
+  const { values } = await invalidation.lag.get()
+  const count = values.find((value) => value.metricName === 'tessera_cache_invalidation_lag_seconds_count')?.value
+  const sum = values.find((value) => value.metricName === 'tessera_cache_invalidation_lag_seconds_sum')?.value ?? 0
+  t.equal(count, 1, 'only the other replica\'s timed message: not our own, not one without a time')
+  t.ok(sum >= 0.3 && sum < 1, `lag ${sum} s`)
+  const under = (le: number): number | undefined => values.find((value) => value.metricName === 'tessera_cache_invalidation_lag_seconds_bucket' && value.labels.le === le)?.value
+  t.equal(under(0.25), 0)
+  t.equal(under(0.5), 1)
 })
 
 t.test('more than 150 token ids are split into several payloads, each under the 8000-byte NOTIFY limit', async (t) => {
@@ -168,6 +187,9 @@ t.test('malformed payloads decode to null', async (t) => {
     `origin  t:${id}`,
     `origin t:${id}\n`,
     `origin t:${id} extra`,
+    `origin 12x t:${id}`, // a time that is not a number
+    `origin 1234567890123456 t:${id}`, // past any millisecond time
+    `origin  1700000000000 t:${id}`,
     `{"origin":"x","kind":"tokens","ids":["${id}"]}`
   ]
   for (const payload of malformed) t.equal(decode(payload), null, JSON.stringify(payload))
@@ -290,7 +312,8 @@ t.test('publish applies the change here first, then announces it; a failed annou
 
   await invalidation.tokens([target.id])
   t.strictSame(order, ['notify after local apply'])
-  t.strictSame(sent.map((payload) => decode(payload)), [{ origin: invalidation.instanceId, change: { kind: 'tokens', ids: [target.id] } }])
+  t.strictSame(sent.map((payload) => decode(payload)), [{ origin: invalidation.instanceId, publishedAt: decode(sent[0] ?? '')?.publishedAt, change: { kind: 'tokens', ids: [target.id] } }])
+  t.ok(Math.abs((decode(sent[0] ?? '')?.publishedAt ?? 0) - Date.now()) < 5000, 'it carries the time it was published')
   t.equal(invalidation.stats.published, 1)
 
   const many = Array.from({ length: 200 }, () => randomUUID())
