@@ -70,6 +70,9 @@ export const EnvSchema = Type.Object({
   REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
   REDIS_KEY_PREFIX: Type.String({ default: 'tessera:', pattern: '^[A-Za-z0-9:_.-]{0,64}$' }),
   REDIS_TIMEOUT_MS: Type.Integer({ default: 250, minimum: 10, maximum: 10000 }),
+  // What /readyz answers while this replica cannot reach the database: `fleet` stays ready unless
+  // other replicas reach it (they tell through Redis); `strict` turns 503 at once.
+  READINESS_MODE: Type.Union([Type.Literal('fleet'), Type.Literal('strict')], { default: 'fleet' }),
   // How often the hot routes' in-process budgets are reconciled with Redis.
   RATE_LIMIT_SYNC_INTERVAL_MS: Type.Integer({ default: 200, minimum: 20, maximum: 5000 })
 })

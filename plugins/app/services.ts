@@ -18,12 +18,14 @@ export default fp<{ config: Config }>(async function services (fastify, options)
   // How long a verification takes, before the first unknown username or client_id must wait as long.
   await services.hasher.calibrate()
   fastify.orm.em.getEventManager().registerSubscriber(new AuditLogSubscriber(fastify.log))
-  const { listener, sharedCounters, budgets } = services
+  const { listener, sharedCounters, budgets, fleet } = services
   if (sharedCounters !== null) {
     // Resolves once connected, or after the first failed attempt: the limits count locally meanwhile.
     await sharedCounters.start()
     budgets?.start()
+    fleet?.start()
     fastify.addHook('onClose', async () => {
+      await fleet?.stop()
       await budgets?.stop()
       await sharedCounters.stop()
     })

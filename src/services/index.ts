@@ -7,6 +7,7 @@ import { BudgetSync } from './budget.js'
 import { CacheFreshness } from './cache-freshness.js'
 import { ClientAuthenticator } from './client-auth.js'
 import { Counters } from './counters.js'
+import { FleetView } from './fleet.js'
 import { CacheInvalidation, INVALIDATION_CHANNEL, InvalidationListener } from './invalidation.js'
 import { PasswordHasher } from './passwords.js'
 import { SharedCounters } from './shared-counters.js'
@@ -41,6 +42,8 @@ export interface Services {
   sharedCounters: SharedCounters | null
   /** Reconciles the hot routes' in-process budgets with Redis; null without REDIS_URL. */
   budgets: BudgetSync | null
+  /** Whether other replicas reach the database (readiness in a fleet); null without REDIS_URL. */
+  fleet: FleetView | null
 }
 
 /** The logging the services do on their own (a pino logger fits). */
@@ -104,7 +107,9 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
       freshness,
       // Connects within DATABASE_TIMEOUT_MS, with keepalive like the pool's connections; the probes below catch a silent peer sooner.
       createClient: () => new pg.Client({ connectionString: clientUrl, connectionTimeoutMillis: config.DATABASE_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS, application_name: 'tessera-listener' }),
-      pingInterval: 5000,
+      // A probe a second: a connection that died without a word (a blackholed network) is noticed
+      // within 1 s + DATABASE_TIMEOUT_MS; TCP keepalive backs it up.
+      pingInterval: 1000,
       timeout: config.DATABASE_TIMEOUT_MS,
       backoff: { min: 100, max: 5000 },
       onStateChange (state, error) {
@@ -133,5 +138,6 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
       onCommandError (error) { log.warn({ err: error }, 'a Redis command failed: this request was counted in this process') }
     })
   const budgets = sharedCounters === null ? null : new BudgetSync(sharedCounters, config.RATE_LIMIT_SYNC_INTERVAL_MS)
-  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets }
+  const fleet = sharedCounters === null ? null : new FleetView({ counters: sharedCounters, instanceId: invalidation.instanceId, ping: async () => { await store.ping() } })
+  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets, fleet }
 }

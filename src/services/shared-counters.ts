@@ -46,11 +46,34 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then ttl = 0 end
 return {tonumber(current), ttl}`
 
+/** Marks ARGV[1] as having reached the database now (Redis's clock: every replica compares on one clock); forgets marks a minute old. */
+const MARK = `
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[1], ms, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - 60000)
+redis.call('PEXPIRE', KEYS[1], 60000)
+return 1`
+
+/** How many members other than ARGV[1] were marked within the last ARGV[2] ms. */
+const COUNT_OTHERS = `
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], ms - tonumber(ARGV[2]), '+inf')
+local others = 0
+for _, member in ipairs(members) do
+  if member ~= ARGV[1] then others = others + 1 end
+end
+return others`
+
 type Callback = (error: Error | null, result?: [number, number]) => void
+type NumberCallback = (error: Error | null, result?: number) => void
 
 interface CounterCommands {
   tesseraIncrement: (key: string, ttl: number, callback: Callback) => void
   tesseraRead: (key: string, callback: Callback) => void
+  tesseraMark: (key: string, member: string, callback: NumberCallback) => void
+  tesseraCountOthers: (key: string, member: string, withinMs: number, callback: NumberCallback) => void
 }
 
 /**
@@ -90,6 +113,8 @@ export class SharedCounters {
     }) as Redis & CounterCommands
     this.#redis.defineCommand('tesseraIncrement', { numberOfKeys: 1, lua: INCREMENT })
     this.#redis.defineCommand('tesseraRead', { numberOfKeys: 1, lua: READ })
+    this.#redis.defineCommand('tesseraMark', { numberOfKeys: 1, lua: MARK })
+    this.#redis.defineCommand('tesseraCountOthers', { numberOfKeys: 1, lua: COUNT_OTHERS })
     this.#redis.on('ready', () => { this.#setState('up') })
     this.#redis.on('error', (error: Error) => { if (this.#redis.status !== 'ready') this.#setState('down', error) })
     this.#redis.on('close', () => { if (this.#state === 'up') this.#setState('down') })
@@ -131,6 +156,28 @@ export class SharedCounters {
   /** The count under `key` without counting; null when Redis could not answer. */
   async read (key: string): Promise<WindowCount | null> {
     return await this.#call((callback) => { this.#redis.tesseraRead(key, callback) })
+  }
+
+  /** Marks `member` in the set `key` as seen now (Redis's clock); false when Redis could not answer. */
+  async mark (key: string, member: string): Promise<boolean> {
+    return await this.#number((callback) => { this.#redis.tesseraMark(key, member, callback) }) !== null
+  }
+
+  /** How many members of `key` other than `member` were marked within `withinMs`; null when Redis could not answer. */
+  async countOthers (key: string, member: string, withinMs: number): Promise<number | null> {
+    return await this.#number((callback) => { this.#redis.tesseraCountOthers(key, member, withinMs, callback) })
+  }
+
+  async #number (send: (callback: NumberCallback) => void): Promise<number | null> {
+    if (!this.available) return null
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        send((error, result) => { if (error !== null || result === undefined) reject(error ?? new Error('no reply')); else resolve(Number(result)) })
+      })
+    } catch (error) {
+      this.#failed(error)
+      return null
+    }
   }
 
   /** Adds each delta to its key's count (one round trip); the cluster totals, or null when Redis could not answer. */

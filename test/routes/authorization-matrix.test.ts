@@ -327,6 +327,7 @@ const REQUESTS: Record<string, (caller: Caller) => Promise<InjectOptions>> = {
 
   'GET /api/v1/session': async (c) => request(c, 'GET', '/api/v1/session'),
   'GET /healthz': async (c) => request(c, 'GET', '/healthz'),
+  'GET /livez': async (c) => request(c, 'GET', '/livez'),
   'GET /readyz': async (c) => request(c, 'GET', '/readyz'),
   'GET /.well-known/oauth-authorization-server': async (c) => request(c, 'GET', '/.well-known/oauth-authorization-server'),
   'GET /.well-known/jwks.json': async (c) => request(c, 'GET', '/.well-known/jwks.json'),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import t from 'tap'
 import app from '../../src/app.js'
@@ -12,11 +13,13 @@ t.test('health endpoints follow the database', async (t) => {
   const db = await createTestDatabase()
   const { app } = await buildWith(t, {}, { db })
 
-  t.test('/healthz answers ok while the process is up', async (t) => {
-    const res = await app.inject({ method: 'GET', url: '/healthz' })
-    t.equal(res.statusCode, 200)
-    t.match(res.headers['content-type'], /^application\/json/)
-    t.strictSame(res.json(), { status: 'ok' })
+  t.test('/healthz and /livez answer ok while the process is up', async (t) => {
+    for (const url of ['/healthz', '/livez']) {
+      const res = await app.inject({ method: 'GET', url })
+      t.equal(res.statusCode, 200)
+      t.match(res.headers['content-type'], /^application\/json/)
+      t.strictSame(res.json(), { status: 'ok' })
+    }
   })
 
   t.test('/readyz is green with the database reachable and migrations applied', async (t) => {
@@ -29,7 +32,7 @@ t.test('health endpoints follow the database', async (t) => {
     await app.orm.close()
     let res = await app.inject({ method: 'GET', url: '/readyz' })
     // The embedded server accepts one connection and may not have seen the old one go yet.
-    for (let attempt = 0; attempt < 20 && res.statusCode !== 200; attempt++) {
+    for (let attempt = 0; attempt < 20 && res.json().status !== 'ok'; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 50))
       res = await app.inject({ method: 'GET', url: '/readyz' })
     }
@@ -39,12 +42,12 @@ t.test('health endpoints follow the database', async (t) => {
 
   // Closing MikroORM is not an outage: MikroORM 7 reconnects lazily on the next query. The
   // database itself goes away here (the embedded server stops; the server's database is dropped).
-  t.test('/readyz goes red when the database is gone, /healthz stays green', async (t) => {
+  t.test('the database gone: /readyz stays ready but degraded (READINESS_MODE=fleet, no Redis to ask the others), /healthz green', async (t) => {
     await db.close()
     const res = await app.inject({ method: 'GET', url: '/readyz' })
-    t.equal(res.statusCode, 503)
+    t.equal(res.statusCode, 200)
     // The listener (on a server) may or may not have noticed yet: the database check is what matters.
-    t.match(res.json(), { status: 'unavailable', checks: { database: 'unreachable', migrations: 'unknown' } })
+    t.match(res.json(), { status: 'degraded', checks: { database: 'unreachable', migrations: 'unknown', fleet: 'unknown' } })
     const live = await app.inject({ method: 'GET', url: '/healthz' })
     t.equal(live.statusCode, 200)
     t.strictSame(live.json(), { status: 'ok' })
@@ -70,4 +73,46 @@ t.test('/readyz is red until the migrations are applied', async (t) => {
   const ready = await server.inject({ method: 'GET', url: '/readyz' })
   t.equal(ready.statusCode, 200)
   t.strictSame(ready.json(), { status: 'ok', checks: { database: 'ok', migrations: 'ok', invalidation: INVALIDATION } })
+})
+
+t.test('READINESS_MODE=strict: /readyz goes red as soon as the database is gone', async (t) => {
+  const db = await createTestDatabase()
+  const { app } = await buildWith(t, { READINESS_MODE: 'strict' }, { db })
+  t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+  await db.close()
+  const res = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { status: 'unavailable', checks: { database: 'unreachable' } })
+  t.notOk('fleet' in res.json().checks, 'strict does not ask the fleet')
+})
+
+// A fleet (READINESS_MODE=fleet with REDIS_URL): two replicas, each with a database of its own
+// here, so that one can lose its database while the other keeps it — a replica cut off alone.
+t.test('in a fleet: a replica cut off alone leaves the balancer; an outage everyone sees keeps it in', async (t) => {
+  const env = { REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `tessera-test-${randomBytes(6).toString('hex')}:` }
+  const dbA = await createTestDatabase()
+  const dbB = await createTestDatabase()
+  const { app: a } = await buildWith(t, env, { db: dbA })
+  const { app: b } = await buildWith(t, env, { db: dbB })
+  t.equal((await a.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+  await a.services.fleet?.beat()
+  await b.services.fleet?.beat()
+
+  await dbA.close()
+  const alone = await a.inject({ method: 'GET', url: '/readyz' })
+  t.equal(alone.statusCode, 503, 'B reached the database a moment ago: A is the one cut off')
+  t.match(alone.json(), { status: 'unavailable', checks: { database: 'unreachable', fleet: 'others-reach-database', rate_limits: 'shared' } })
+  t.equal((await b.inject({ method: 'GET', url: '/readyz' })).statusCode, 200, 'B serves on')
+
+  await dbB.close()
+  // B's last word ages past three seconds (its own beats now fail and say nothing).
+  const deadline = Date.now() + 10_000
+  let everyone = await a.inject({ method: 'GET', url: '/readyz' })
+  while (everyone.statusCode !== 200 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    everyone = await a.inject({ method: 'GET', url: '/readyz' })
+  }
+  t.equal(everyone.statusCode, 200, 'nobody reaches the database: A stays in the balancer')
+  t.match(everyone.json(), { status: 'degraded', checks: { database: 'unreachable', fleet: 'none-reach-database' } })
+  t.match((await b.inject({ method: 'GET', url: '/readyz' })).json(), { status: 'degraded' })
 })

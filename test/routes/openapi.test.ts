@@ -61,6 +61,7 @@ t.test('it lists every route with tags, summary, security and response schemas',
     ['/oauth/token/info', 'get'],
     ['/api/v1/users/{username}/tokens', 'post'],
     ['/healthz', 'get'],
+    ['/livez', 'get'],
     ['/readyz', 'get']
   ]
   for (const [path, method] of expected) t.ok(document.paths[path]?.[method], `${method.toUpperCase()} ${path} is documented`)

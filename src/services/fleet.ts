@@ -1,0 +1,68 @@
+import type { SharedCounters } from './shared-counters.js'
+
+/** The Redis set of replicas that reached the database lately (scored by Redis's clock). */
+const KEY = 'fleet:database-reached'
+
+export interface FleetViewOptions {
+  counters: SharedCounters
+  /** This replica's name in the set (CacheInvalidation's instance id). */
+  instanceId: string
+  /** One round trip to the database; rejects when it is unreachable. */
+  ping: () => Promise<void>
+  /** How often this replica checks the database and says so (ms). */
+  intervalMs?: number
+  /** How recent another replica's word must be to count (ms). */
+  freshMs?: number
+}
+
+/**
+ * What the other replicas see of the database, for readiness (READINESS_MODE=fleet). Every
+ * replica checks the database every second and, when it answered, marks itself in a Redis set.
+ * A replica that cannot reach the database asks whether others could within the last three
+ * seconds: yes — it is cut off alone and should leave the load balancer; no — the outage is
+ * everyone's, and every replica staying in it (serving cached answers, 503 fast on misses) beats
+ * a Service with no endpoints at all.
+ */
+export class FleetView {
+  readonly #counters: SharedCounters
+  readonly #instanceId: string
+  readonly #ping: () => Promise<void>
+  readonly #intervalMs: number
+  readonly #freshMs: number
+  #timer: NodeJS.Timeout | undefined
+  #beating: Promise<void> | undefined
+
+  constructor (options: FleetViewOptions) {
+    this.#counters = options.counters
+    this.#instanceId = options.instanceId
+    this.#ping = options.ping
+    this.#intervalMs = options.intervalMs ?? 1000
+    this.#freshMs = options.freshMs ?? 3 * this.#intervalMs
+  }
+
+  start (): void {
+    this.#timer ??= setInterval(() => { this.#beating ??= this.beat().finally(() => { this.#beating = undefined }) }, this.#intervalMs).unref()
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    await this.#beating
+  }
+
+  /** One check of the database, said to the fleet when it answered (the timer runs it; tests call it). */
+  async beat (): Promise<void> {
+    try {
+      await this.#ping()
+    } catch {
+      return
+    }
+    await this.#counters.mark(KEY, this.#instanceId)
+  }
+
+  /** Whether another replica reached the database within the last few seconds; null when Redis cannot tell. */
+  async othersReachDatabase (): Promise<boolean | null> {
+    const others = await this.#counters.countOthers(KEY, this.#instanceId, this.#freshMs)
+    return others === null ? null : others > 0
+  }
+}
