@@ -21,6 +21,15 @@ export const EnvSchema = Type.Object({
   DATABASE_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.+)?$' }),
   DATABASE_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
   DATABASE_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 60000 }),
+  // A direct connection for the invalidation listener (LISTEN), when DATABASE_URL goes through a
+  // transaction-mode pooler such as PgBouncer, where LISTEN does not work. Empty: DATABASE_URL.
+  DATABASE_LISTEN_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.+)?$' }),
+  // Named prepared statements for the hot path's lookups; false behind a transaction-mode pooler
+  // that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements).
+  DATABASE_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
+  // Apply pending migrations at start. false: a migration Job (`tessera migrate`) applies them,
+  // and a replica refuses to start while any is pending.
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
 
   TOKEN_PREFIX: Type.String({ default: 'tsr', pattern: '^[a-z][a-z0-9]{1,15}$' }),

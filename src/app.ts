@@ -31,8 +31,8 @@ export interface AppOptions {
   config: Config
   /** The PostgreSQL URL to use: DATABASE_URL, or the embedded server's. */
   databaseUrl: string
-  /** Apply pending migrations at start (default true). */
-  migrate?: boolean
+  /** Apply pending migrations at start (default true); `'require'`: apply none, refuse to start while any is pending. */
+  migrate?: boolean | 'require'
 }
 
 /**
@@ -54,7 +54,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(services, { config })
   // Counts in Redis when REDIS_URL is set: it takes the services' shared counters.
   await fastify.register(rateLimit, { sharedCounters: fastify.services.sharedCounters })
-  await fastify.register(keys, { ensure: options.migrate ?? true })
+  await fastify.register(keys, { ensure: (options.migrate ?? true) !== false })
   await fastify.register(requestId)
   await fastify.register(errorHandler)
   await fastify.register(metrics)

@@ -43,7 +43,10 @@ export function loadConfig (source: Record<string, string | undefined>, options:
   }
   if (env.METRICS_TOKEN !== '' && env.METRICS_TOKEN.length < 16) {
     throw new ConfigError('invalid configuration: METRICS_TOKEN must be at least 16 characters (or unset)')
+  } if (env.DATABASE_LISTEN_URL !== '' && env.DATABASE_URL === '') {
+    throw new ConfigError('invalid configuration: DATABASE_LISTEN_URL needs DATABASE_URL (the embedded database is one process: nothing to listen for)')
   }
+
   if (env.BOOTSTRAP_ADMIN_PASSWORD !== '' && env.BOOTSTRAP_ADMIN_PASSWORD.length < MIN_PASSWORD_LENGTH) {
     throw new ConfigError(`invalid configuration: BOOTSTRAP_ADMIN_PASSWORD must be at least ${MIN_PASSWORD_LENGTH} characters (or unset)`)
   }

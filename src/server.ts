@@ -79,7 +79,7 @@ async function main (): Promise<void> {
 
   const fastify = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
   fastify.addHook('onClose', async () => { await embedded?.close() })
-  await fastify.register(app, { config, databaseUrl: embedded?.url ?? config.DATABASE_URL })
+  await fastify.register(app, { config, databaseUrl: embedded?.url ?? config.DATABASE_URL, migrate: config.MIGRATE_ON_START ? true : 'require' })
   await fastify.ready()
   if (embedded !== undefined) fastify.log.info({ dataDir: config.DATA_DIR }, 'using the embedded PostgreSQL (DATABASE_URL is unset)')
 

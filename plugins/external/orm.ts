@@ -15,8 +15,12 @@ export interface OrmPluginOptions {
   timeout: number
   /** The embedded PGlite (DATABASE_URL unset). */
   embedded: boolean
-  /** Apply pending migrations before serving (the default; the CLI `migrate` does the same). */
-  migrate?: boolean
+  /**
+   * `true` (the default): apply pending migrations before serving, as the CLI `migrate` does.
+   * `'require'` (MIGRATE_ON_START=false): apply none, and refuse to start while any is pending.
+   * `false`: neither (tests of the pending state).
+   */
+  migrate?: boolean | 'require'
 }
 
 /**
@@ -26,10 +30,22 @@ export interface OrmPluginOptions {
  */
 export default fp<OrmPluginOptions>(async function orm (fastify, options) {
   const orm = await MikroORM.init(createOrmConfig({ clientUrl: options.clientUrl, poolMax: options.poolMax, timeout: options.timeout, statementDeadlines: true, embedded: options.embedded }))
-  fastify.addHook('onClose', async () => { await orm.close() })
-  if (options.migrate ?? true) {
-    const applied = await orm.migrator.up()
-    if (applied.length > 0) fastify.log.info({ migrations: applied.map((m) => m.name) }, 'applied database migrations')
+  const migrate = options.migrate ?? true
+  try {
+    if (migrate === true) {
+      const applied = await orm.migrator.up()
+      if (applied.length > 0) fastify.log.info({ migrations: applied.map((m) => m.name) }, 'applied database migrations')
+    } else if (migrate === 'require') {
+      const pending = await orm.migrator.getPending()
+      if (pending.length > 0) {
+        throw new Error(`${pending.length} database migration(s) pending (${pending.map((m) => m.name).join(', ')}) and MIGRATE_ON_START=false: apply them with \`tessera migrate\` (the migration Job) first`)
+      }
+    }
+  } catch (error) {
+    // A start that fails here never gets to the close hook: the connections are closed now.
+    await orm.close().catch(() => {})
+    throw error
   }
+  fastify.addHook('onClose', async () => { await orm.close() })
   fastify.decorate('orm', orm)
 }, { name: 'orm' })

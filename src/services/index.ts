@@ -72,7 +72,7 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     // Only client_credentials tokens are JWTs today; TOKEN_MAX_LIFETIME covers any other that may become one.
     retiredKeyLifetime: Math.max(config.CLIENT_CREDENTIALS_TOKEN_LIFETIME, config.TOKEN_MAX_LIFETIME)
   })
-  const store = new TokenStore({ orm, catalogue: config.scopes, embedded: config.embeddedDatabase, timeout: config.DATABASE_TIMEOUT_MS })
+  const store = new TokenStore({ orm, catalogue: config.scopes, embedded: config.embeddedDatabase, timeout: config.DATABASE_TIMEOUT_MS, prepared: config.DATABASE_PREPARED_STATEMENTS })
   const resolver = new TokenResolver({
     prefix: config.TOKEN_PREFIX,
     digester,
@@ -99,7 +99,8 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     ...(config.embeddedDatabase ? {} : { notify: async (payload: string) => { await store.notify(INVALIDATION_CHANNEL, payload) } }),
     onPublishError: (error) => { log.error({ err: error }, 'could not announce a cache invalidation to the other replicas; they drop the entry within CACHE_TTL') }
   })
-  const clientUrl = orm.config.get('clientUrl')
+  // LISTEN needs a session of its own: behind a transaction-mode pooler, a direct connection.
+  const clientUrl = config.DATABASE_LISTEN_URL !== '' ? config.DATABASE_LISTEN_URL : orm.config.get('clientUrl')
   const listener = config.embeddedDatabase || clientUrl === undefined
     ? null
     : new InvalidationListener({

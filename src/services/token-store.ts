@@ -96,9 +96,12 @@ export class TokenStore {
   readonly #shared = new Interner()
   readonly #embedded: boolean
   readonly #timeout: number
+  readonly #prepared: boolean
   #pool: pg.Pool | undefined
 
-  constructor (options: { orm: MikroORM, catalogue: ScopeCatalogue, embedded: boolean, timeout: number }) {
+  /** `prepared: false` sends the lookups unnamed (a transaction-mode pooler cannot keep named statements). */
+  constructor (options: { orm: MikroORM, catalogue: ScopeCatalogue, embedded: boolean, timeout: number, prepared?: boolean }) {
+    this.#prepared = options.prepared ?? true
     this.#orm = options.orm
     this.#catalogue = options.catalogue
     this.#embedded = options.embedded
@@ -137,7 +140,8 @@ export class TokenStore {
   }
 
   async #query<T> (statement: { name?: string, text: string }, values: unknown[]): Promise<T[]> {
-    const result = await (await this.pool()).query({ ...statement, values, query_timeout: this.#timeout } as pg.QueryConfig)
+    const named = this.#prepared ? statement : { text: statement.text }
+    const result = await (await this.pool()).query({ ...named, values, query_timeout: this.#timeout } as pg.QueryConfig)
     return result.rows as T[]
   }
 }

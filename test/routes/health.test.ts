@@ -6,6 +6,9 @@ import { loadConfig } from '../../src/config.js'
 import { serverOptions } from '../../src/options.js'
 import { buildWith, createTestDatabase, TEST_ENV } from '../helper.js'
 
+// Five app instances, each on a database of its own, and a wait for a fleet mark to age.
+t.setTimeout(240_000)
+
 /** On the embedded database there is no other replica to listen to; on a server the listener is up. */
 const INVALIDATION = process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '' ? 'local' : 'listening'
 
