@@ -178,10 +178,11 @@ export class SharedRateLimitStore {
       this.#local.incr(key, callback, timeWindow, max)
       return
     }
+    // SharedCounters never rejects: null means Redis could not answer, and this process counts.
     shared.increment(`limit:${key}`, timeWindow).then((count) => {
       if (count === null) this.#local.incr(key, callback, timeWindow, max)
       else callback(null, count)
-    }, (error: unknown) => { callback(error instanceof Error ? error : new Error(String(error)), { current: 0, ttl: 0 }) })
+    })
   }
 
   read (key: string, callback: Callback, timeWindow: number): void {
@@ -193,7 +194,7 @@ export class SharedRateLimitStore {
     shared.read(`limit:${key}`).then((count) => {
       if (count === null) this.#local.read(key, callback, timeWindow)
       else callback(null, count)
-    }, (error: unknown) => { callback(error instanceof Error ? error : new Error(String(error)), { current: 0, ttl: 0 }) })
+    })
   }
 
   /** Every route and createRateLimit counts in the one key space (see above). */

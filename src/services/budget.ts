@@ -1,3 +1,4 @@
+import { Repeating } from './repeating.js'
 import type { SharedCounters, WindowDelta } from './shared-counters.js'
 
 /**
@@ -94,13 +95,11 @@ interface Window {
 export class BudgetSync {
   readonly #budgets = new Map<string, WindowBudget>()
   readonly #counters: SharedCounters
-  readonly #intervalMs: number
-  #timer: NodeJS.Timeout | undefined
-  #running: Promise<void> | undefined
+  readonly #timer: Repeating
 
   constructor (counters: SharedCounters, intervalMs: number) {
     this.#counters = counters
-    this.#intervalMs = intervalMs
+    this.#timer = new Repeating(async () => { await this.sync() }, intervalMs)
   }
 
   /** Adds a budget under a name every replica gives it. */
@@ -111,13 +110,11 @@ export class BudgetSync {
   }
 
   start (): void {
-    this.#timer ??= setInterval(() => { this.#running ??= this.sync().finally(() => { this.#running = undefined }) }, this.#intervalMs).unref()
+    this.#timer.start()
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.#timer)
-    this.#timer = undefined
-    await this.#running
+    await this.#timer.stop()
   }
 
   /** One reconciliation (the timer runs it; tests call it directly). */

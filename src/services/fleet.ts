@@ -1,3 +1,4 @@
+import { Repeating } from './repeating.js'
 import type { SharedCounters } from './shared-counters.js'
 
 /** The Redis set of replicas that reached the database lately (scored by Redis's clock). */
@@ -27,27 +28,24 @@ export class FleetView {
   readonly #counters: SharedCounters
   readonly #instanceId: string
   readonly #ping: () => Promise<void>
-  readonly #intervalMs: number
   readonly #freshMs: number
-  #timer: NodeJS.Timeout | undefined
-  #beating: Promise<void> | undefined
+  readonly #timer: Repeating
 
   constructor (options: FleetViewOptions) {
     this.#counters = options.counters
     this.#instanceId = options.instanceId
     this.#ping = options.ping
-    this.#intervalMs = options.intervalMs ?? 1000
-    this.#freshMs = options.freshMs ?? 3 * this.#intervalMs
+    const intervalMs = options.intervalMs ?? 1000
+    this.#freshMs = options.freshMs ?? 3 * intervalMs
+    this.#timer = new Repeating(async () => { await this.beat() }, intervalMs)
   }
 
   start (): void {
-    this.#timer ??= setInterval(() => { this.#beating ??= this.beat().finally(() => { this.#beating = undefined }) }, this.#intervalMs).unref()
+    this.#timer.start()
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.#timer)
-    this.#timer = undefined
-    await this.#beating
+    await this.#timer.stop()
   }
 
   /** One check of the database, said to the fleet when it answered (the timer runs it; tests call it). */

@@ -66,14 +66,12 @@ for _, member in ipairs(members) do
 end
 return others`
 
-type Callback = (error: Error | null, result?: [number, number]) => void
-type NumberCallback = (error: Error | null, result?: number) => void
-
+/** The scripts above as ioredis commands (defineCommand); each answers a promise. */
 interface CounterCommands {
-  tesseraIncrement: (key: string, ttl: number, callback: Callback) => void
-  tesseraRead: (key: string, callback: Callback) => void
-  tesseraMark: (key: string, member: string, callback: NumberCallback) => void
-  tesseraCountOthers: (key: string, member: string, withinMs: number, callback: NumberCallback) => void
+  tesseraIncrement: (key: string, ttl: number) => Promise<[number, number]>
+  tesseraRead: (key: string) => Promise<[number, number]>
+  tesseraMark: (key: string, member: string) => Promise<number>
+  tesseraCountOthers: (key: string, member: string, withinMs: number) => Promise<number>
 }
 
 /**
@@ -150,43 +148,36 @@ export class SharedCounters {
 
   /** Counts one under `key` in a window of `windowMs`; null when Redis could not answer (count locally). */
   async increment (key: string, windowMs: number): Promise<WindowCount | null> {
-    return await this.#call((callback) => { this.#redis.tesseraIncrement(key, windowMs, callback) })
+    const reply = await this.#send(async () => await this.#redis.tesseraIncrement(key, windowMs))
+    return reply === null ? null : { current: reply[0], ttl: reply[1] }
   }
 
   /** The count under `key` without counting; null when Redis could not answer. */
   async read (key: string): Promise<WindowCount | null> {
-    return await this.#call((callback) => { this.#redis.tesseraRead(key, callback) })
+    const reply = await this.#send(async () => await this.#redis.tesseraRead(key))
+    return reply === null ? null : { current: reply[0], ttl: reply[1] }
   }
 
   /** Marks `member` in the set `key` as seen now (Redis's clock); false when Redis could not answer. */
   async mark (key: string, member: string): Promise<boolean> {
-    return await this.#number((callback) => { this.#redis.tesseraMark(key, member, callback) }) !== null
+    if (!this.available) return false
+    return await this.#send(async () => await this.#redis.tesseraMark(key, member)) !== null
   }
 
   /** How many members of `key` other than `member` were marked within `withinMs`; null when Redis could not answer. */
   async countOthers (key: string, member: string, withinMs: number): Promise<number | null> {
-    return await this.#number((callback) => { this.#redis.tesseraCountOthers(key, member, withinMs, callback) })
-  }
-
-  async #number (send: (callback: NumberCallback) => void): Promise<number | null> {
     if (!this.available) return null
-    try {
-      return await new Promise<number>((resolve, reject) => {
-        send((error, result) => { if (error !== null || result === undefined) reject(error ?? new Error('no reply')); else resolve(Number(result)) })
-      })
-    } catch (error) {
-      this.#failed(error)
-      return null
-    }
+    const others = await this.#send(async () => await this.#redis.tesseraCountOthers(key, member, withinMs))
+    return others === null ? null : Number(others)
   }
 
   /** Adds each delta to its key's count (one round trip); the cluster totals, or null when Redis could not answer. */
   async addAll (deltas: WindowDelta[]): Promise<number[] | null> {
     const pipeline = this.#redis.pipeline()
     for (const { key, delta, ttl } of deltas) pipeline.incrby(key, delta).pexpire(key, ttl)
-    try {
+    return await this.#send(async () => {
       const results = await pipeline.exec()
-      if (results === null) return null
+      if (results === null) throw new Error('the pipeline was discarded')
       const totals: number[] = []
       for (let i = 0; i < results.length; i += 2) {
         const [error, total] = results[i] ?? [new Error('missing reply'), null]
@@ -194,18 +185,13 @@ export class SharedCounters {
         totals.push(Number(total))
       }
       return totals
-    } catch (error) {
-      this.#failed(error)
-      return null
-    }
+    })
   }
 
-  async #call (send: (callback: Callback) => void): Promise<WindowCount | null> {
+  /** One command's reply, or null when it failed or timed out (see #failed). */
+  async #send<T> (command: () => Promise<T>): Promise<T | null> {
     try {
-      const [current, ttl] = await new Promise<[number, number]>((resolve, reject) => {
-        send((error, result) => { if (error !== null || result === undefined) reject(error ?? new Error('no reply')); else resolve(result) })
-      })
-      return { current, ttl }
+      return await command()
     } catch (error) {
       this.#failed(error)
       return null
