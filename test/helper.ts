@@ -208,3 +208,11 @@ export async function freePort (): Promise<number> {
   await once(server, 'close')
   return port
 }
+
+/**
+ * The machine's Redis (TEST_REDIS_URL points elsewhere) and a key prefix of this call's own, so
+ * tests, runs and CI's two suites never share counts.
+ */
+export function testRedis (): { url: string, prefix: string } {
+  return { url: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `tessera-test-${randomBytes(6).toString('hex')}:` }
+}

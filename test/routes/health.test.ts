@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import t from 'tap'
 import app from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { serverOptions } from '../../src/options.js'
-import { buildWith, createTestDatabase, TEST_ENV } from '../helper.js'
+import { buildWith, createTestDatabase, TEST_ENV, testRedis } from '../helper.js'
 
 // Five app instances, each on a database of its own, and a wait for a fleet mark to age.
 t.setTimeout(240_000)
@@ -92,7 +91,8 @@ t.test('READINESS_MODE=strict: /readyz goes red as soon as the database is gone'
 // A fleet (READINESS_MODE=fleet with REDIS_URL): two replicas, each with a database of its own
 // here, so that one can lose its database while the other keeps it — a replica cut off alone.
 t.test('in a fleet: a replica cut off alone leaves the balancer; an outage everyone sees keeps it in', async (t) => {
-  const env = { REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `tessera-test-${randomBytes(6).toString('hex')}:` }
+  const redis = testRedis()
+  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix, REDIS_TIMEOUT_MS: '1000' }
   const dbA = await createTestDatabase()
   const dbB = await createTestDatabase()
   const { app: a } = await buildWith(t, env, { db: dbA })

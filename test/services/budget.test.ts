@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { BudgetSync, WindowBudget } from '../../src/services/budget.js'
 import { SharedCounters } from '../../src/services/shared-counters.js'
-import { freePort } from '../helper.js'
+import { freePort, testRedis } from '../helper.js'
 
 t.test('a key spends up to max per window (fixed on the clock), then waits for the window to end; other keys are untouched', async (t) => {
   const budget = new WindowBudget(2, 10_000)
@@ -30,10 +29,9 @@ t.test('past maxKeys, expired windows go first, then the oldest; a live key keep
 
 // The cluster's budget (REDIS_URL): each replica's uses reach Redis at the next sync, and the
 // others' come back in the same round trip. Against the machine's Redis, under a prefix of its own.
-const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 async function replica (t: Test, url: string, prefix: string): Promise<{ budget: WindowBudget, sync: BudgetSync, counters: SharedCounters }> {
-  const counters = new SharedCounters({ url, prefix, timeoutMs: 200 })
+  const counters = new SharedCounters({ url, prefix, timeoutMs: 1000 })
   await counters.start()
   t.teardown(async () => { await counters.stop() })
   const sync = new BudgetSync(counters, 1000)
@@ -42,9 +40,9 @@ async function replica (t: Test, url: string, prefix: string): Promise<{ budget:
 }
 
 t.test('two replicas share one allowance, within what each spends between two syncs', async (t) => {
-  const prefix = `tessera-test-${randomBytes(6).toString('hex')}:`
-  const a = await replica(t, REDIS, prefix)
-  const b = await replica(t, REDIS, prefix)
+  const { url, prefix } = testRedis()
+  const a = await replica(t, url, prefix)
+  const b = await replica(t, url, prefix)
   // Well inside one window, whatever the clock says.
   const now = Math.floor(Date.now() / 60_000) * 60_000 + 1_000
   for (let i = 0; i < 6; i++) t.equal(a.budget.spend('client-1', now), 0)
