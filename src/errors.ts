@@ -229,8 +229,9 @@ export const Errors = {
   PathParameterTooLong: define<[maximum: number]>('TESSERA_PATH_PARAMETER_TOO_LONG', 'a path parameter is longer than %d characters', 414,
     { oauth: 'invalid_request' }),
   RateLimited: define<[reason: string]>('TESSERA_RATE_LIMITED', '%s', 429, { oauth: 'rate_limited' }),
+  // Retry-After 1: a replica checks the database every second, and a client may reach another.
   DatabaseUnavailable: define('TESSERA_DATABASE_UNAVAILABLE', 'the database is unavailable; try again shortly', 503,
-    { oauth: 'temporarily_unavailable', exposed: true }),
+    { oauth: 'temporarily_unavailable', exposed: true, retryAfter: 1 }),
   /** Every argon2 slot and its short queue are taken (PasswordHasher): refused at once rather than queued for seconds. */
   Busy: define('TESSERA_BUSY', 'the server is busy verifying credentials; retry in a second', 503,
     { oauth: 'temporarily_unavailable', exposed: true, retryAfter: 1 })

@@ -62,6 +62,8 @@ interface Normalised {
   detail: string
   oauthError: string
   errors?: Array<{ path: string, message: string }>
+  /** Seconds after which a retry may succeed (a 429, a 503): the Retry-After header. */
+  retryAfter?: number
 }
 
 const GENERIC_DETAIL = 'an unexpected error occurred; it has been logged'
@@ -84,14 +86,14 @@ function normalise (error: AnyError, request: FastifyRequest): Normalised {
   if (isDatabaseUnavailable(error)) {
     request.log.error({ err: error }, 'database unavailable')
     const unavailable = new Errors.DatabaseUnavailable()
-    return { status: 503, code: unavailable.code, oauthError: 'temporarily_unavailable', detail: unavailable.message }
+    return { status: 503, code: unavailable.code, oauthError: 'temporarily_unavailable', detail: unavailable.message, retryAfter: unavailable.retryAfter }
   }
   const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (status >= 500 && error.exposed !== true) {
     request.log.error({ err: error }, 'request failed')
     return { status, code: 'TESSERA_INTERNAL', oauthError: fallbackOAuthCode(status), detail: GENERIC_DETAIL }
   }
-  return { status, code: error.code ?? 'TESSERA_ERROR', oauthError: error.oauthError ?? fallbackOAuthCode(status), detail: error.message }
+  return { status, code: error.code ?? 'TESSERA_ERROR', oauthError: error.oauthError ?? fallbackOAuthCode(status), detail: error.message, retryAfter: error.retryAfter }
 }
 
 function describeParams (params: Record<string, unknown> | undefined): string {
@@ -115,7 +117,7 @@ export function sendError (error: AnyError, request: FastifyRequest, reply: Fast
   if (problem.status < 500) request.log.info({ code: problem.code, status: problem.status }, problem.detail)
   if (error.challenge !== undefined) reply.header('www-authenticate', formatChallenge(error.challenge))
   // A 429 or a 503 that knows when a retry may succeed says so (RFC 9110 §10.2.3).
-  if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter))
+  if (problem.retryAfter !== undefined) reply.header('retry-after', String(problem.retryAfter))
   if (!request.raw.complete) lingerBeforeClosing(request.raw.socket)
   reply.code(problem.status)
   if (usesOAuthErrors(request)) {

@@ -129,6 +129,7 @@ function assertUnavailable (t: Test, res: LightMyRequestResponse, what: string, 
   t.match(res.headers['content-type'], /^application\/json/)
   const body = res.json()
   t.equal(body.error, 'temporarily_unavailable', `${what}: temporarily_unavailable`)
+  t.equal(res.headers['retry-after'], '1', `${what}: Retry-After 1 (the replicas check the database every second)`)
   t.notOk('active' in body, `${what}: no active field at all`)
   t.ok(ms < BOUND_MS, `${what}: answered in ${Math.round(ms)} ms (DATABASE_TIMEOUT_MS is ${TIMEOUT_MS}, the bound ${BOUND_MS})`)
 }
