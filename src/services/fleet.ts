@@ -19,10 +19,12 @@ export interface FleetViewOptions {
 /**
  * What the other replicas see of the database, for readiness (READINESS_MODE=fleet). Every
  * replica checks the database every second and, when it answered, marks itself in a Redis set.
- * A replica that cannot reach the database asks whether others could within the last three
- * seconds: yes — it is cut off alone and should leave the load balancer; no — the outage is
- * everyone's, and every replica staying in it (serving cached answers, 503 fast on misses) beats
- * a Service with no endpoints at all.
+ * A replica that cannot reach the database asks whether another one reached it *since this one
+ * lost it* (and within the last three seconds): yes — it is cut off alone and should leave the
+ * load balancer; no — the outage is everyone's, and every replica staying in it (serving cached
+ * answers, 503 fast on misses) beats a Service with no endpoints at all. Marks made before the
+ * loss say nothing about it: counting them would send the whole fleet out of the balancer for
+ * the first seconds of an outage everyone sees.
  */
 export class FleetView {
   readonly #counters: SharedCounters
@@ -30,6 +32,8 @@ export class FleetView {
   readonly #ping: () => Promise<void>
   readonly #freshMs: number
   readonly #timer: Repeating
+  /** When this replica's check first failed, on Redis's clock; null while it reaches the database. */
+  #lostAt: number | null = null
 
   constructor (options: FleetViewOptions) {
     this.#counters = options.counters
@@ -53,14 +57,27 @@ export class FleetView {
     try {
       await this.#ping()
     } catch {
+      this.#lostAt ??= await this.#counters.now()
       return
     }
+    this.reached()
     await this.#counters.mark(KEY, this.#instanceId)
   }
 
-  /** Whether another replica reached the database within the last few seconds; null when Redis cannot tell. */
+  /** This replica reached the database (its check, or /readyz): a later loss is a new one. */
+  reached (): void {
+    this.#lostAt = null
+  }
+
+  /**
+   * Whether another replica reached the database since this one lost it (within the last few
+   * seconds); null when Redis cannot tell. Asked before this replica's own check noticed the
+   * loss, "since" is now: the others' next checks, within a second, tell.
+   */
   async othersReachDatabase (): Promise<boolean | null> {
-    const others = await this.#counters.countOthers(KEY, this.#instanceId, this.#freshMs)
+    const since = this.#lostAt ?? await this.#counters.now()
+    if (since === null) return null
+    const others = await this.#counters.countOthers(KEY, this.#instanceId, this.#freshMs, since)
     return others === null ? null : others > 0
   }
 }

@@ -55,11 +55,12 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - 60000)
 redis.call('PEXPIRE', KEYS[1], 60000)
 return 1`
 
-/** How many members other than ARGV[1] were marked within the last ARGV[2] ms. */
+/** How many members other than ARGV[1] were marked within the last ARGV[2] ms, and after ARGV[3] (ms on Redis's clock). */
 const COUNT_OTHERS = `
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], ms - tonumber(ARGV[2]), '+inf')
+local from = math.max(ms - tonumber(ARGV[2]), tonumber(ARGV[3]) + 1)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], from, '+inf')
 local others = 0
 for _, member in ipairs(members) do
   if member ~= ARGV[1] then others = others + 1 end
@@ -71,7 +72,7 @@ interface CounterCommands {
   tesseraIncrement: (key: string, ttl: number) => Promise<[number, number]>
   tesseraRead: (key: string) => Promise<[number, number]>
   tesseraMark: (key: string, member: string) => Promise<number>
-  tesseraCountOthers: (key: string, member: string, withinMs: number) => Promise<number>
+  tesseraCountOthers: (key: string, member: string, withinMs: number, afterMs: number) => Promise<number>
 }
 
 /**
@@ -164,11 +165,18 @@ export class SharedCounters {
     return await this.#send(async () => await this.#redis.tesseraMark(key, member)) !== null
   }
 
-  /** How many members of `key` other than `member` were marked within `withinMs`; null when Redis could not answer. */
-  async countOthers (key: string, member: string, withinMs: number): Promise<number | null> {
+  /** How many members of `key` other than `member` were marked within `withinMs` and after `afterMs` (Redis's clock); null when Redis could not answer. */
+  async countOthers (key: string, member: string, withinMs: number, afterMs = 0): Promise<number | null> {
     if (!this.available) return null
-    const others = await this.#send(async () => await this.#redis.tesseraCountOthers(key, member, withinMs))
+    const others = await this.#send(async () => await this.#redis.tesseraCountOthers(key, member, withinMs, afterMs))
     return others === null ? null : Number(others)
+  }
+
+  /** Redis's clock in ms, the one marks are scored on; null when Redis could not answer. */
+  async now (): Promise<number | null> {
+    if (!this.available) return null
+    const reply = await this.#send(async () => await this.#redis.time())
+    return reply === null ? null : Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000)
   }
 
   /** Adds each delta to its key's count (one round trip); the cluster totals, or null when Redis could not answer. */

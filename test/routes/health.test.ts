@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config.js'
 import { serverOptions } from '../../src/options.js'
 import { buildWith, createTestDatabase, TEST_ENV, testRedis } from '../helper.js'
 
-// Five app instances, each on a database of its own, and a wait for a fleet mark to age.
+// Seven app instances, each on a database of its own, and a wait for a fleet mark to age.
 t.setTimeout(240_000)
 
 /** On the embedded database there is no other replica to listen to; on a server the listener is up. */
@@ -102,13 +102,16 @@ t.test('in a fleet: a replica cut off alone leaves the balancer; an outage every
   await b.services.fleet?.beat()
 
   await dbA.close()
+  await a.services.fleet?.beat() // A's check fails: it lost the database now
+  await b.services.fleet?.beat() // and B reached it afterwards
   const alone = await a.inject({ method: 'GET', url: '/readyz' })
-  t.equal(alone.statusCode, 503, 'B reached the database a moment ago: A is the one cut off')
+  t.equal(alone.statusCode, 503, 'B reached the database after A lost it: A is the one cut off')
   t.match(alone.json(), { status: 'unavailable', checks: { database: 'unreachable', fleet: 'others-reach-database', rate_limits: 'shared' } })
   t.equal((await b.inject({ method: 'GET', url: '/readyz' })).statusCode, 200, 'B serves on')
 
   await dbB.close()
-  // B's last word ages past three seconds (its own beats now fail and say nothing).
+  await b.services.fleet?.beat()
+  // B's last word, said after A lost the database, ages past three seconds (its beats now fail and say nothing).
   const deadline = Date.now() + 10_000
   let everyone = await a.inject({ method: 'GET', url: '/readyz' })
   while (everyone.statusCode !== 200 && Date.now() < deadline) {
@@ -118,4 +121,27 @@ t.test('in a fleet: a replica cut off alone leaves the balancer; an outage every
   t.equal(everyone.statusCode, 200, 'nobody reaches the database: A stays in the balancer')
   t.match(everyone.json(), { status: 'degraded', checks: { database: 'unreachable', fleet: 'none-reach-database' } })
   t.match((await b.inject({ method: 'GET', url: '/readyz' })).json(), { status: 'degraded' })
+})
+
+t.test('in a fleet: an outage everyone sees keeps every replica in from its first moment', async (t) => {
+  const redis = testRedis()
+  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix, REDIS_TIMEOUT_MS: '1000' }
+  const dbC = await createTestDatabase()
+  const dbD = await createTestDatabase()
+  const { app: c } = await buildWith(t, env, { db: dbC })
+  const { app: d } = await buildWith(t, env, { db: dbD })
+  for (const replica of [c, d]) {
+    t.equal((await replica.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+    await replica.services.fleet?.beat()
+  }
+  // Both marked a moment ago, then both lose the database: those marks say nothing about the
+  // outage, so neither may conclude that the other still reaches it (the whole fleet would leave).
+  await dbC.close()
+  await dbD.close()
+  for (const replica of [c, d]) await replica.services.fleet?.beat()
+  for (const replica of [c, d]) {
+    const res = await replica.inject({ method: 'GET', url: '/readyz' })
+    t.equal(res.statusCode, 200, 'stays in the balancer at once')
+    t.match(res.json(), { status: 'degraded', checks: { database: 'unreachable', fleet: 'none-reach-database' } })
+  }
 })

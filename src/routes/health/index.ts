@@ -30,6 +30,7 @@ const health: FastifyPluginAsyncTypebox = async function (fastify) {
     const invalidation = listener === null ? 'local' as const : listener.state === 'listening' ? 'listening' as const : 'reconnecting' as const
     try {
       await store.ping()
+      fleet?.reached()
       if (!migrationsApplied) migrationsApplied = (await fastify.orm.migrator.getPending()).length === 0
       migrations = migrationsApplied ? 'ok' : 'pending'
     } catch {
