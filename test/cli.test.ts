@@ -3,7 +3,7 @@ import { delimiter, dirname } from 'node:path'
 import t from 'tap'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
 import { isWellFormedToken } from '../src/services/token-format.js'
-import { basic, bearer, buildWith, introspection } from './helper.js'
+import { basic, bearer, buildWith, introspection, typescriptCommand } from './helper.js'
 
 // Every CLI call boots the embedded PostgreSQL from disk (the first one also creates it):
 // about 3 s each on an idle machine, much more when the whole suite runs in parallel.
@@ -23,7 +23,8 @@ interface CliResult {
  * `dataDir` (DATABASE_URL emptied so a server configured for the test run is not used).
  */
 async function cli (args: string[], options: { dataDir: string, input?: string, env?: Record<string, string> }): Promise<CliResult> {
-  const child = spawn('node_modules/.bin/tsx', ['src/cli/index.ts', ...args], {
+  const [command, ...commandArgs] = typescriptCommand('src/cli/index.ts', ...args)
+  const child = spawn(command, commandArgs, {
     cwd: process.cwd(),
     env: {
       ...process.env,

@@ -216,3 +216,14 @@ export async function freePort (): Promise<number> {
 export function testRedis (): { url: string, prefix: string } {
   return { url: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `tessera-test-${randomBytes(6).toString('hex')}:` }
 }
+
+/**
+ * How a test starts a TypeScript entry point (src/cli/index.ts, src/server.ts) in a child
+ * process: this Node with this test process's own loaders (node-tap's TypeScript loader). c8
+ * merges the coverage every process reports for a file by byte offset in the code that process
+ * compiled: a child that compiled it otherwise (tsx emits whitespace-minified code) would
+ * scramble the merged figures, depending on the order in which c8 reads the processes' files.
+ */
+export function typescriptCommand (script: string, ...args: string[]): [string, ...string[]] {
+  return [process.execPath, ...process.execArgv, script, ...args]
+}

@@ -7,7 +7,7 @@ import t from 'tap'
 import { maskUrl } from '../src/http/log-serializers.js'
 import { maskSecrets } from '../src/services/secret-mask.js'
 import { base62, generateToken } from '../src/services/token-format.js'
-import { basic, bearer, buildWith, form, seedUser } from './helper.js'
+import { basic, bearer, buildWith, form, seedUser, typescriptCommand } from './helper.js'
 import { signIn } from './web/helper.js'
 
 /**
@@ -304,7 +304,8 @@ function succeeded (result: CliResult): string {
 
 /** Runs the CLI as an operator would (as test/cli.test.ts does), on the embedded database in `dataDir`. */
 async function cli (args: string[], options: { dataDir: string, input?: string, env?: Record<string, string> }): Promise<CliResult> {
-  const child = spawn('node_modules/.bin/tsx', ['src/cli/index.ts', ...args], {
+  const [command, ...commandArgs] = typescriptCommand('src/cli/index.ts', ...args)
+  const child = spawn(command, commandArgs, {
     cwd: process.cwd(),
     env: {
       ...process.env,

@@ -4,11 +4,10 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { createTestDatabase } from './helper.js'
+import { createTestDatabase, typescriptCommand } from './helper.js'
 import { startProxy } from './proxy.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
 const STEP_TIMEOUT = 60_000
 
 t.setTimeout(300_000)
@@ -35,10 +34,10 @@ interface RunningServer {
 }
 
 /**
- * Starts `tsx src/server.ts` (or `command`, which runs it) on the embedded database in `dataDir`;
+ * Starts src/server.ts (or `command`, which runs it) on the embedded database in `dataDir`;
  * always killed at teardown.
  */
-function startServer (t: Test, dataDir: string, env: Record<string, string> = {}, command: [string, ...string[]] = [TSX, 'src/server.ts']): RunningServer {
+function startServer (t: Test, dataDir: string, env: Record<string, string> = {}, command: [string, ...string[]] = typescriptCommand('src/server.ts')): RunningServer {
   const [file, ...args] = command
   const child = spawn(file, args, {
     cwd: ROOT,
@@ -59,7 +58,7 @@ function startServer (t: Test, dataDir: string, env: Record<string, string> = {}
       ...env
     },
     stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group: tsx runs the server in a child process, and teardown must reach both.
+    // Its own process group: a wrapper (script(1)) may run the server in a child process, and teardown must reach both.
     detached: true
   })
   let stdout = ''
@@ -202,7 +201,7 @@ t.test('on a terminal, the first-start banner goes to stderr and no file is writ
   const dataDir = freshDataDir(t)
   const log = join(dataDir, 'log.json')
   // stdout (the log) to a file: what script(1) copies out is then stderr alone.
-  const server = startServer(t, dataDir, {}, ['/usr/bin/script', '--quiet', '--return', '--command', `exec '${TSX}' src/server.ts > '${log}'`, '/dev/null'])
+  const server = startServer(t, dataDir, {}, ['/usr/bin/script', '--quiet', '--return', '--command', `exec ${typescriptCommand('src/server.ts').map((word) => `'${word}'`).join(' ')} > '${log}'`, '/dev/null'])
   const [, baseUrl] = await waitForFile(log, LISTENING)
   const terminal = (await server.waitForOutput(/admin token: (tsr_[0-9A-Za-z]{38})/))
   const token = terminal[1] ?? ''

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { basic, bearer, buildWith, createTestDatabase, form, introspection, seedApplication, seedToken, seedUser } from '../helper.js'
+import { basic, bearer, buildWith, createTestDatabase, form, introspection, seedApplication, seedToken, seedUser, typescriptCommand } from '../helper.js'
 
 /*
  * Cache coherence across replicas (issue 6): a change made on one instance is effective at once
@@ -255,7 +255,8 @@ if (SERVER) {
     let stdout = ''
     let stderr = ''
     const progress: { printedAt: number | null, exitCode: number | null | undefined } = { printedAt: null, exitCode: undefined }
-    const child = spawn('node_modules/.bin/tsx', ['src/cli/index.ts', 'user', 'suspend', '--username', username], {
+    const [command, ...commandArgs] = typescriptCommand('src/cli/index.ts', 'user', 'suspend', '--username', username)
+    const child = spawn(command, commandArgs, {
       cwd: process.cwd(),
       env: {
         ...process.env,
