@@ -16,6 +16,8 @@ export interface TcpProxy {
   readonly mode: ProxyMode
   /** Connections currently open through the proxy (accepted, not yet closed). */
   readonly connections: number
+  /** The local ports of the proxy's connections to the target: PostgreSQL's `client_port` of each. */
+  readonly upstreamPorts: number[]
   /** `url` with its host and port replaced by the proxy's. */
   url: (url: string) => string
   down: () => void
@@ -89,6 +91,9 @@ export async function startProxy (target: { host: string, port: number }): Promi
     port: address.port,
     get mode () { return mode },
     get connections () { return pairs.size },
+    get upstreamPorts () {
+      return [...pairs].flatMap((pair) => pair.upstream?.localPort === undefined ? [] : [pair.upstream.localPort])
+    },
     url (url: string): string {
       const parsed = new URL(url)
       parsed.hostname = '127.0.0.1'
