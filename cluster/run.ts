@@ -60,7 +60,10 @@ function check (name: string, ok: boolean, detail = ''): boolean {
   return ok
 }
 
+/** The phase running now (its number), for what the writer saw. */
+let phase = 'setup'
 function section (title: string): void {
+  phase = title.split('.')[0]!
   process.stdout.write(`\n# ${title}\n`)
 }
 
@@ -213,9 +216,12 @@ try {
   const createUser = async (username: string, password?: string): Promise<void> => {
     await expectStatus(api(r1.origin, 'POST', '/api/v1/admin/users', admin, { username, ...(password === undefined ? {} : { password }) }), 201, `create ${username}`)
   }
+  /** Every token the run created and was told of (setup, rotations, the writer below). */
+  const created: string[] = []
   const createToken = async (username: string, name: string, scopes: string[]): Promise<{ id: string, token: string }> => {
     const res = await expectStatus(api(r1.origin, 'POST', `/api/v1/admin/users/${username}/tokens`, admin, { name, scopes }), 201, `token ${name} for ${username}`)
     const body = res.json()
+    created.push(body.id)
     return { id: body.id, token: body.token }
   }
   const tokensFor = async (username: string, count: number, scopes = ['read:tokens']): Promise<Array<{ id: string, token: string }>> => {
@@ -236,6 +242,28 @@ try {
   }
   const victimPassword = randomBytes(12).toString('hex')
   await createUser('victim', victimPassword)
+  await createUser('writer')
+
+  /**
+   * A provisioning client creating a token through the balancer every 100 ms from phase 2 to the
+   * end of phase 6. nginx does not send a POST to a second replica (it might have been applied), so
+   * a write that meets a replica shutting down or cut off is refused (503): what is asserted is that
+   * every acknowledged write exists with its audit event, and every refused one left nothing.
+   */
+  const writes = { acknowledged: [] as string[], refused: [] as Array<{ name: string, status: number | string, phase: string }> }
+  const writer = { running: false, done: Promise.resolve() }
+  function startWriter (): void {
+    writer.running = true
+    writer.done = (async () => {
+      for (let n = 0; writer.running; n++) {
+        const name = `write-${n}`
+        const res = await api(nginx.balancer, 'POST', '/api/v1/admin/users/writer/tokens', admin, { name, scopes: ['read:tokens'] }).catch((error: Error) => error)
+        if (!(res instanceof Error) && res.status === 201) writes.acknowledged.push(res.json().id)
+        else writes.refused.push({ name, status: res instanceof Error ? res.message : res.status, phase })
+        await sleep(100)
+      }
+    })()
+  }
 
   load = new Load([
     {
@@ -352,10 +380,12 @@ try {
     })
   }
   await reconnected
+  const successors: string[] = []
   for (const [n, token] of rotatable.entries()) {
     const via = replicas[n % 3]!
     await measure('rotation', via, token.token, async () => {
-      await expectStatus(api(via.origin, 'POST', `/api/v1/tokens/${token.id}/rotate`, token.token), 201, 'rotate')
+      const res = await expectStatus(api(via.origin, 'POST', `/api/v1/tokens/${token.id}/rotate`, token.token), 201, 'rotate')
+      successors.push(res.json().id)
     })
   }
   for (const [n, user] of suspendable.entries()) {
@@ -377,6 +407,7 @@ try {
 
   // -------------------------------------------------------------------------------------------
   section('2. SIGTERM to a replica under load')
+  startWriter()
   for (const token of flushTokens) await expectStatus(call(r2.origin, 'GET', '/oauth/token/info', { headers: { authorization: `Bearer ${token.token}` } }), 200, 'token/info on r2')
   const lastUsed = async (): Promise<number> => {
     const res = await sql.query('select count(*)::int as n from access_tokens where id = any($1::uuid[]) and last_used_at is not null', [flushTokens.map((token) => token.id)])
@@ -554,6 +585,27 @@ try {
 
   // -------------------------------------------------------------------------------------------
   section('7. nothing lost')
+  writer.running = false
+  await writer.done
+  const refusedInPhase: Record<string, number> = {}
+  for (const write of writes.refused) refusedInPhase[`phase ${write.phase}: ${write.status}`] = (refusedInPhase[`phase ${write.phase}: ${write.status}`] ?? 0) + 1
+  figures.writes = { acknowledged: writes.acknowledged.length, refused: refusedInPhase }
+  const writtenIds = [...created, ...successors, ...writes.acknowledged]
+  const exist = await sql.query('select count(*)::int as n from access_tokens where id = any($1::uuid[])', [writtenIds])
+  check('every token created during the run exists (setup, rotations, and the writer\'s acknowledged writes through every fault)', exist.rows[0].n === writtenIds.length,
+    `${exist.rows[0].n} of ${writtenIds.length}; the writer: ${writes.acknowledged.length} acknowledged, refused: ${JSON.stringify(refusedInPhase)}`)
+  const halfWritten = await sql.query('select count(*)::int as n from access_tokens t join users u on u.id = t.user_id where u.username = $1 and t.name = any($2::text[])', ['writer', writes.refused.map((write) => write.name)])
+  check('every refused write left nothing behind', halfWritten.rows[0].n === 0, `${halfWritten.rows[0].n} of ${writes.refused.length} refused writes found in the database`)
+  const audited = async (action: string, ids: string[]): Promise<number> =>
+    (await sql.query('select count(distinct target_id)::int as n from audit_events where action = $1 and target_id = any($2::text[])', [action, ids])).rows[0].n as number
+  const auditCounts = {
+    created: await audited('token.created', [...created, ...writes.acknowledged]),
+    rotated: await audited('token.rotated', successors),
+    revoked: await audited('token.revoked', revocable.map((token) => token.id)),
+    suspended: (await sql.query('select count(distinct target)::int as n from audit_events where action = $1 and target = any($2::text[])', ['user.suspended', suspendable.map((user) => user.username)])).rows[0].n as number
+  }
+  const expectedAudit = { created: created.length + writes.acknowledged.length, rotated: successors.length, revoked: revocable.length, suspended: suspendable.length }
+  check('every change has its audit event', JSON.stringify(auditCounts) === JSON.stringify(expectedAudit), `found ${JSON.stringify(auditCounts)}, expected ${JSON.stringify(expectedAudit)}`)
   const revoked = await sql.query('select count(*)::int as n from access_tokens where id = any($1::uuid[]) and revoked_at is not null', [revocable.map((token) => token.id)])
   check('every acknowledged revocation is in the database', revoked.rows[0].n === revocable.length, `${revoked.rows[0].n} of ${revocable.length}`)
   const rotated = await sql.query('select count(*)::int as n from access_tokens where rotated_from = any($1::uuid[])', [rotatable.map((token) => token.id)])
