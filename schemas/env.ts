@@ -83,7 +83,11 @@ export const EnvSchema = Type.Object({
   // other replicas reach it (they tell through Redis); `strict` turns 503 at once.
   READINESS_MODE: Type.Union([Type.Literal('fleet'), Type.Literal('strict')], { default: 'fleet' }),
   // How often the hot routes' in-process budgets are reconciled with Redis.
-  RATE_LIMIT_SYNC_INTERVAL_MS: Type.Integer({ default: 200, minimum: 20, maximum: 5000 })
+  RATE_LIMIT_SYNC_INTERVAL_MS: Type.Integer({ default: 200, minimum: 20, maximum: 5000 }),
+
+  // GitHub secret scanning: where GitHub's public keys are (an http(s) URL or a file with the same
+  // JSON). Empty: POST /api/v1/secret-scanning/github is not served.
+  SECRET_SCANNING_GITHUB_KEYS: Type.String({ default: '', maxLength: 2048 })
 })
 
 export type Env = Static<typeof EnvSchema>

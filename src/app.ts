@@ -25,6 +25,7 @@ import tokenReview from './routes/tokens/index.js'
 import session from './routes/session/index.js'
 import sessionTokens from './routes/session/tokens.js'
 import webPage from './routes/web/index.js'
+import githubSecretScanning from './routes/secret-scanning/github.js'
 import { VERSION } from './version.js'
 
 export interface AppOptions {
@@ -75,6 +76,7 @@ async function app (fastify: FastifyInstance, options: AppOptions): Promise<void
   await fastify.register(session)
   await fastify.register(sessionTokens)
   await fastify.register(webPage)
+  await fastify.register(githubSecretScanning)
 }
 
 export default fp(app, { name: 'tessera' })

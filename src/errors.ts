@@ -220,6 +220,14 @@ export const Errors = {
   SigningKeyMissing: define('TESSERA_SIGNING_KEY_MISSING', 'no signing key is loaded yet; the service creates one at start', 503),
   SigningKeyUnreadable: define<[reason: string]>('TESSERA_SIGNING_KEY_UNREADABLE', '%s', 500),
 
+  // --- Leaked-token reports (GitHub secret scanning) -------------------------------------------
+  /** The same answer for a missing header, an unknown key and a bad signature: nothing else is told. */
+  ReportSignatureInvalid: define('TESSERA_REPORT_SIGNATURE_INVALID',
+    'the report is not signed by a GitHub secret-scanning key (Github-Public-Key-Identifier, Github-Public-Key-Signature)', 401),
+  ReportKeysUnavailable: define('TESSERA_REPORT_KEYS_UNAVAILABLE',
+    'the secret-scanning public keys could not be loaded; the report can be sent again later', 503, { exposed: true, retryAfter: 60 }),
+  ReportNotJson: define('TESSERA_REPORT_NOT_JSON', 'the report is not JSON', 400),
+
   // --- The edge ------------------------------------------------------------------------------
   RouteNotFound: define<[method: string, path: string]>('TESSERA_ROUTE_NOT_FOUND', 'no route %s %s', 404),
   WebPageMissing: define('TESSERA_WEB_PAGE_MISSING', 'the web page is not installed on this server (its web/ folder is missing)', 404),

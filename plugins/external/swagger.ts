@@ -30,7 +30,8 @@ export default fp<{ publicUrl: string, version: string }>(async function openapi
         { name: 'tokens', description: 'Personal access tokens' },
         { name: 'session', description: 'Sign-in sessions of the self-service web page (/settings/tokens)' },
         { name: 'admin', description: 'Administration and provisioning (a bearer token with the admin scope, held by an admin user)' },
-        { name: 'health', description: 'Liveness and readiness' }
+        { name: 'health', description: 'Liveness and readiness' },
+        { name: 'secret-scanning', description: 'Leaked-token reports from GitHub secret scanning (served with SECRET_SCANNING_GITHUB_KEYS)' }
       ],
       components: {
         securitySchemes: {

@@ -20,7 +20,7 @@ export interface AuditTarget {
 }
 
 export type AuditAction =
-  | 'token.created' | 'token.rotated' | 'token.revoked'
+  | 'token.created' | 'token.rotated' | 'token.revoked' | 'token.leaked'
   | 'user.created' | 'user.updated' | 'user.suspended' | 'user.unsuspended' | 'user.deleted'
   | 'application.created' | 'application.updated' | 'application.deleted' | 'application.secret_rotated'
   | 'auth.failed'
