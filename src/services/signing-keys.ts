@@ -1,11 +1,12 @@
 import {
-  createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync,
-  randomBytes, sign, verify, type JsonWebKey, type KeyObject
+  createHash, createPrivateKey, createPublicKey, generateKeyPairSync,
+  sign, verify, type JsonWebKey, type KeyObject
 } from 'node:crypto'
 import type { EntityManager } from '@mikro-orm/core'
 import { SigningKey } from '../entities/signing-key.js'
 import { Errors } from '../errors.js'
 import { takeTransactionLock } from './locks.js'
+import { Sealer, type UnsealError } from './sealing.js'
 
 /** The `typ` header of each kind of JWT the service signs (RFC 8725 §3.11: explicit typing). */
 export const JWT_TYPES = {
@@ -20,9 +21,6 @@ export const KEY_REFRESH_INTERVAL = 60
 
 /** Least time between two reloads caused by a token signed with a key this instance does not know. */
 const UNKNOWN_KID_RELOAD_INTERVAL_MS = 5_000
-
-const ENCRYPTED = 'aes-256-gcm:'
-const PLAIN = 'plain:'
 
 /** One entry of a JWKS (RFC 7517 §4): a public key with what it is for. */
 export interface PublishedKey {
@@ -68,7 +66,7 @@ export interface SigningKeyStoreOptions {
  */
 export class SigningKeyStore {
   readonly #fork: () => EntityManager
-  readonly #sealingKey: Buffer | null
+  readonly #sealer: Sealer
   readonly #retiredKeyLifetimeMs: number
   #keys = new Map<string, LoadedKey>()
   #active: LoadedKey | null = null
@@ -76,7 +74,7 @@ export class SigningKeyStore {
 
   constructor (options: SigningKeyStoreOptions) {
     this.#fork = options.fork
-    this.#sealingKey = options.secret === '' ? null : deriveSealingKey(options.secret)
+    this.#sealer = new Sealer(options.secret, 'tessera signing keys', 'aes-256-gcm private key sealing v1')
     // A replica may sign with a key for up to one refresh interval after another retired it.
     this.#retiredKeyLifetimeMs = (options.retiredKeyLifetime + KEY_REFRESH_INTERVAL) * 1000
   }
@@ -218,32 +216,19 @@ export class SigningKeyStore {
 
   /** AES-256-GCM with the kid as associated data, so a sealed key cannot be moved to another row. */
   #seal (kid: string, pem: string): string {
-    if (this.#sealingKey === null) return PLAIN + pem
-    const iv = randomBytes(12)
-    const cipher = createCipheriv('aes-256-gcm', this.#sealingKey, iv).setAAD(Buffer.from(kid))
-    const sealed = Buffer.concat([cipher.update(pem, 'utf8'), cipher.final()])
-    return `${ENCRYPTED}${iv.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}.${sealed.toString('base64url')}`
+    return this.#sealer.seal(kid, pem)
   }
 
   #unseal (kid: string, stored: string): string {
-    if (stored.startsWith(PLAIN)) return stored.slice(PLAIN.length)
-    if (!stored.startsWith(ENCRYPTED)) throw new Errors.SigningKeyUnreadable(`signing key ${kid} is stored in an unknown form`)
-    if (this.#sealingKey === null) {
-      throw new Errors.SigningKeyUnreadable(`signing key ${kid} is encrypted, but neither SIGNING_KEY_SECRET nor TOKEN_HMAC_KEY is set`)
-    }
-    const [iv = '', tag = '', sealed = ''] = stored.slice(ENCRYPTED.length).split('.')
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.#sealingKey, Buffer.from(iv, 'base64url')).setAAD(Buffer.from(kid))
-      decipher.setAuthTag(Buffer.from(tag, 'base64url'))
-      return Buffer.concat([decipher.update(Buffer.from(sealed, 'base64url')), decipher.final()]).toString('utf8')
-    } catch {
+      return this.#sealer.unseal(kid, stored)
+    } catch (error) {
+      const reason = (error as UnsealError).reason
+      if (reason === 'unknown-form') throw new Errors.SigningKeyUnreadable(`signing key ${kid} is stored in an unknown form`)
+      if (reason === 'no-secret') throw new Errors.SigningKeyUnreadable(`signing key ${kid} is encrypted, but neither SIGNING_KEY_SECRET nor TOKEN_HMAC_KEY is set`)
       throw new Errors.SigningKeyUnreadable(`signing key ${kid} cannot be decrypted: SIGNING_KEY_SECRET (or TOKEN_HMAC_KEY) differs from the one it was sealed with`)
     }
   }
-}
-
-function deriveSealingKey (secret: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', secret, 'tessera signing keys', 'aes-256-gcm private key sealing v1', 32))
 }
 
 async function lock (tx: EntityManager): Promise<void> {
