@@ -87,7 +87,14 @@ export const EnvSchema = Type.Object({
 
   // GitHub secret scanning: where GitHub's public keys are (an http(s) URL or a file with the same
   // JSON). Empty: POST /api/v1/secret-scanning/github is not served.
-  SECRET_SCANNING_GITHUB_KEYS: Type.String({ default: '', maxLength: 2048 })
+  SECRET_SCANNING_GITHUB_KEYS: Type.String({ default: '', maxLength: 2048 }),
+
+  // Webhooks: one attempt's deadline, the first retry's delay (then ×4 each, at most an hour),
+  // how long after the event deliveries are retried, and how often the outbox is polled.
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 60000 }),
+  WEBHOOK_RETRY_BASE_MS: Type.Integer({ default: 5000, minimum: 10, maximum: 3600000 }),
+  WEBHOOK_RETRY_PERIOD: Type.Integer({ default: 86400, minimum: 1, maximum: 2592000 }),
+  WEBHOOK_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 60000 })
 })
 
 export type Env = Static<typeof EnvSchema>

@@ -220,6 +220,10 @@ export const Errors = {
   SigningKeyMissing: define('TESSERA_SIGNING_KEY_MISSING', 'no signing key is loaded yet; the service creates one at start', 503),
   SigningKeyUnreadable: define<[reason: string]>('TESSERA_SIGNING_KEY_UNREADABLE', '%s', 500),
 
+  // --- Webhooks ------------------------------------------------------------------------------
+  WebhookNotFound: define<[id: string]>('TESSERA_WEBHOOK_NOT_FOUND', 'no webhook endpoint with id %s', 404),
+  WebhookUrlInvalid: define<[url: string]>('TESSERA_WEBHOOK_URL_INVALID', 'webhook URL "%s" is not an absolute http(s) URL without credentials', 400),
+
   // --- Leaked-token reports (GitHub secret scanning) -------------------------------------------
   /** The same answer for a missing header, an unknown key and a bad signature: nothing else is told. */
   ReportSignatureInvalid: define('TESSERA_REPORT_SIGNATURE_INVALID',

@@ -5,5 +5,6 @@ import { AuditEventSchema } from './audit-event.js'
 import { SigningKeySchema } from './signing-key.js'
 import { WebSessionSchema } from './session.js'
 import { UserSchema } from './user.js'
+import { EventSchema, WebhookDeliverySchema, WebhookEndpointSchema } from './webhook.js'
 
-export const entities = [BaseSchema, UserSchema, ApplicationSchema, AccessTokenSchema, AuditEventSchema, SigningKeySchema, WebSessionSchema]
+export const entities = [BaseSchema, UserSchema, ApplicationSchema, AccessTokenSchema, AuditEventSchema, SigningKeySchema, WebSessionSchema, EventSchema, WebhookEndpointSchema, WebhookDeliverySchema]

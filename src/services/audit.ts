@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core'
 import { AuditEvent } from '../entities/audit-event.js'
+import { isEventType, recordEvent } from './events.js'
 import { maskSecrets, maskSecretsDeep } from './secret-mask.js'
 
 /** Who did something, and from where. */
@@ -14,7 +15,7 @@ export interface Actor {
 export const SYSTEM_ACTOR: Actor = { id: null, label: 'system' }
 
 export interface AuditTarget {
-  type: 'user' | 'token' | 'application' | 'credential'
+  type: 'user' | 'token' | 'application' | 'credential' | 'webhook'
   id?: string | null
   label?: string | null
 }
@@ -23,6 +24,7 @@ export type AuditAction =
   | 'token.created' | 'token.rotated' | 'token.revoked' | 'token.leaked'
   | 'user.created' | 'user.updated' | 'user.suspended' | 'user.unsuspended' | 'user.deleted'
   | 'application.created' | 'application.updated' | 'application.deleted' | 'application.secret_rotated'
+  | 'webhook.created' | 'webhook.updated' | 'webhook.deleted'
   | 'auth.failed'
 
 /** Something that can write structured log lines (pino, or a fastify logger). */
@@ -37,7 +39,7 @@ export interface AuditLogger {
  * name): secrets of a recognisable shape are masked before the event is stored or logged.
  */
 export function recordAudit (em: EntityManager, actor: Actor, action: AuditAction, target: AuditTarget, details?: Record<string, unknown>): AuditEvent {
-  return em.create(AuditEvent, {
+  const event = em.create(AuditEvent, {
     actorId: actor.id,
     actor: maskSecrets(actor.label).slice(0, 100),
     action,
@@ -48,6 +50,15 @@ export function recordAudit (em: EntityManager, actor: Actor, action: AuditActio
     userAgent: actor.userAgent === undefined || actor.userAgent === null ? null : maskSecrets(actor.userAgent).slice(0, 300),
     details: details === undefined ? null : maskSecretsDeep(details)
   })
+  // A change that is also an event of a token's life goes to the outbox in the same transaction.
+  if (isEventType(action)) {
+    recordEvent(em, action, {
+      [event.targetType ?? 'target']: { id: event.targetId, name: event.target },
+      actor: { id: event.actorId, label: event.actor },
+      ...(event.details ?? {})
+    })
+  }
+  return event
 }
 
 /** Logs committed audit events as structured lines (never with secrets: recordAudit masked them). */

@@ -11,12 +11,14 @@ import { FleetView } from './fleet.js'
 import { CacheInvalidation, INVALIDATION_CHANNEL, InvalidationListener } from './invalidation.js'
 import { PasswordHasher } from './passwords.js'
 import { SharedCounters } from './shared-counters.js'
+import { Sealer } from './sealing.js'
 import { SigningKeyStore } from './signing-keys.js'
 import { TokenCache } from './token-cache.js'
 import { SecretDigester } from './token-format.js'
 import { TokenResolver } from './token-resolver.js'
 import { TokenStore } from './token-store.js'
 import type { TokenIssuerDeps } from './tokens.js'
+import { WebhookDispatcher } from './webhooks.js'
 
 /** The domain services of one Tessera instance, wired once at start. No HTTP in here. */
 export interface Services {
@@ -44,6 +46,10 @@ export interface Services {
   budgets: BudgetSync | null
   /** Whether other replicas reach the database (readiness in a fleet); null without REDIS_URL. */
   fleet: FleetView | null
+  /** Seals the webhook endpoints' signing secrets in the database. */
+  webhookSecrets: Sealer
+  /** Delivers the outbox to the webhook endpoints (started by the server, not by the CLI). */
+  webhooks: WebhookDispatcher
 }
 
 /** The logging the services do on their own (a pino logger fits). */
@@ -66,9 +72,10 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     negativeTtl: config.CACHE_NEGATIVE_TTL,
     freshness
   })
+  const sealingSecret = config.SIGNING_KEY_SECRET !== '' ? config.SIGNING_KEY_SECRET : config.TOKEN_HMAC_KEY
   const keys = new SigningKeyStore({
     fork: () => orm.em.fork(),
-    secret: config.SIGNING_KEY_SECRET !== '' ? config.SIGNING_KEY_SECRET : config.TOKEN_HMAC_KEY,
+    secret: sealingSecret,
     // Only client_credentials tokens are JWTs today; TOKEN_MAX_LIFETIME covers any other that may become one.
     retiredKeyLifetime: Math.max(config.CLIENT_CREDENTIALS_TOKEN_LIFETIME, config.TOKEN_MAX_LIFETIME)
   })
@@ -140,5 +147,15 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     })
   const budgets = sharedCounters === null ? null : new BudgetSync(sharedCounters, config.RATE_LIMIT_SYNC_INTERVAL_MS)
   const fleet = sharedCounters === null ? null : new FleetView({ counters: sharedCounters, instanceId: invalidation.instanceId, ping: async () => { await store.ping() } })
-  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets, fleet }
+  const webhookSecrets = new Sealer(sealingSecret, 'tessera webhook secrets', 'aes-256-gcm webhook secret sealing v1')
+  const webhooks = new WebhookDispatcher({
+    fork: () => orm.em.fork(),
+    sealer: webhookSecrets,
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+    retryPeriodMs: config.WEBHOOK_RETRY_PERIOD * 1000,
+    intervalMs: config.WEBHOOK_POLL_INTERVAL_MS,
+    log
+  })
+  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets, fleet, webhookSecrets, webhooks }
 }

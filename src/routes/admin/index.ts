@@ -3,6 +3,7 @@ import applications from './applications.js'
 import audit from './audit.js'
 import tokens from './tokens.js'
 import users from './users.js'
+import webhooks from './webhooks.js'
 
 /**
  * Administration and provisioning, /api/v1/admin/*: every route needs a bearer token with the
@@ -14,6 +15,7 @@ const admin: FastifyPluginAsync = async function (fastify) {
   await fastify.register(tokens)
   await fastify.register(applications)
   await fastify.register(audit)
+  await fastify.register(webhooks)
 }
 
 export default admin
