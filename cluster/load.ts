@@ -13,6 +13,8 @@ export interface Tally {
   statuses: Record<string, number>
   /** Requests that got no answer (connection refused or reset, timeouts). */
   errors: number
+  /** Those by target and error code (`gateway: ECONNRESET`). */
+  errorsBy: Record<string, number>
   /** The first few failures, to explain one. */
   samples: string[]
 }
@@ -28,7 +30,7 @@ export interface LoadTarget {
 }
 
 function emptyTally (): Tally {
-  return { requests: 0, ok: 0, statuses: {}, errors: 0, samples: [] }
+  return { requests: 0, ok: 0, statuses: {}, errors: 0, errorsBy: {}, samples: [] }
 }
 
 /** `after` minus `before`. */
@@ -38,11 +40,17 @@ export function difference (after: Tally, before: Tally): Tally {
     const delta = count - (before.statuses[status] ?? 0)
     if (delta > 0) statuses[status] = delta
   }
+  const errorsBy: Record<string, number> = {}
+  for (const [kind, count] of Object.entries(after.errorsBy)) {
+    const delta = count - (before.errorsBy[kind] ?? 0)
+    if (delta > 0) errorsBy[kind] = delta
+  }
   return {
     requests: after.requests - before.requests,
     ok: after.ok - before.ok,
     statuses,
     errors: after.errors - before.errors,
+    errorsBy,
     samples: after.samples.slice(before.samples.length)
   }
 }
@@ -54,7 +62,7 @@ export function failures (tally: Tally): number {
 export function describe (tally: Tally): string {
   const statuses = Object.entries(tally.statuses).map(([status, count]) => `${count}×${status}`).join(', ')
   const first = tally.samples.length === 0 ? '' : `; first: ${tally.samples.slice(0, 3).join('; ')}`
-  return `${tally.requests} requests, ${tally.ok} 2xx${statuses === '' ? '' : `, ${statuses}`}${tally.errors > 0 ? `, ${tally.errors} without an answer` : ''}${first}`
+  return `${tally.requests} requests, ${tally.ok} 2xx${statuses === '' ? '' : `, ${statuses}`}${tally.errors > 0 ? `, ${tally.errors} without an answer (${JSON.stringify(tally.errorsBy)})` : ''}${first}`
 }
 
 export class Load {
@@ -91,9 +99,11 @@ export class Load {
           if (this.#tally.samples.length < 1000) this.#tally.samples.push(`${target.name}: HTTP ${statusCode} at ${new Date().toISOString()}`)
         }
       })
-      instance.on('reqError', (error: Error) => {
+      instance.on('reqError', (error: Error & { code?: string }) => {
         this.#tally.requests++
         this.#tally.errors++
+        const kind = `${target.name}: ${error.code ?? error.message}`
+        this.#tally.errorsBy[kind] = (this.#tally.errorsBy[kind] ?? 0) + 1
         if (this.#tally.samples.length < 1000) this.#tally.samples.push(`${target.name}: ${error.message} at ${new Date().toISOString()}`)
       })
       this.#instances.push(instance)
@@ -102,7 +112,7 @@ export class Load {
 
   /** What clients have seen so far (a copy). */
   snapshot (): Tally {
-    return { ...this.#tally, statuses: { ...this.#tally.statuses }, samples: [...this.#tally.samples] }
+    return { ...this.#tally, statuses: { ...this.#tally.statuses }, errorsBy: { ...this.#tally.errorsBy }, samples: [...this.#tally.samples] }
   }
 
   async stop (): Promise<Tally> {
