@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { User } from '../../src/entities/user.js'
 import { Errors } from '../../src/errors.js'
+import { EXPIRATION_HEADER, expirationHeader } from '../../src/http/expiration.js'
 import { actorFromRequest } from '../../src/http/actor.js'
 import { authorizationOf } from '../../src/http/credentials.js'
 import type { Principal } from '../../src/http/principal.js'
@@ -30,13 +31,15 @@ declare module 'fastify' {
 export default fp(async function authorization (fastify) {
   fastify.decorateRequest('principal', null)
 
-  async function authenticate (request: FastifyRequest, scope: string): Promise<Principal> {
+  async function authenticate (request: FastifyRequest, reply: FastifyReply, scope: string): Promise<Principal> {
     if (authorizationOf(request) === null) {
       const session = await fastify.webSessions.principal(request, scope)
       if (session !== null) return session
       throw new Errors.TokenRequired(`a bearer token with the ${scope} scope`)
     }
     const token = await fastify.requireBearer(request, 'api', { ownApi: true })
+    // Every answer to a request a token authenticated says when that token expires (a 403 too).
+    if (token.expiresAt !== null) reply.header(EXPIRATION_HEADER, expirationHeader(token.expiresAt))
     if (!token.effectiveScope.split(' ').includes(scope)) throw new Errors.InsufficientScope(scope)
     if (token.userId === null) throw new Errors.TokenWithoutUser()
     // Read the owner afresh: admin rights and suspension take effect on the next request.
@@ -46,13 +49,13 @@ export default fp(async function authorization (fastify) {
   }
 
   fastify.decorate('requireUser', function requireUser (scope: string) {
-    return async function requireScope (request: FastifyRequest) {
-      request.principal = await authenticate(request, scope)
+    return async function requireScope (request: FastifyRequest, reply: FastifyReply) {
+      request.principal = await authenticate(request, reply, scope)
     }
   })
 
-  fastify.decorate('requireAdmin', async function requireAdmin (request: FastifyRequest) {
-    const principal = await authenticate(request, 'admin')
+  fastify.decorate('requireAdmin', async function requireAdmin (request: FastifyRequest, reply: FastifyReply) {
+    const principal = await authenticate(request, reply, 'admin')
     if (!principal.user.admin) throw new Errors.NotAdministrator(principal.user.username)
     request.principal = principal
   })

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Errors } from '../../errors.js'
+import { EXPIRATION_HEADER, expirationHeader } from '../../http/expiration.js'
 import { oauthErrorFrame } from '../../http/error-reply.js'
 import { oauthErrors } from '../../../schemas/common.js'
 import { MAX_REQUIRED_SCOPES, RequirementHeaders, Verified, VerifyQuery } from '../../../schemas/gateway.js'
@@ -32,11 +33,6 @@ function requiredScopes (values: readonly string[], separator: RegExp): string[]
   }
   if (scopes.size > MAX_REQUIRED_SCOPES) throw new Errors.InvalidRequirement(`at most ${MAX_REQUIRED_SCOPES} scopes may be required`)
   return [...scopes]
-}
-
-/** The format GitHub uses for `GitHub-Authentication-Token-Expiration`: `2026-01-31 08:00:00 UTC`. */
-export function expirationHeader (expiresAt: number): string {
-  return new Date(expiresAt).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC')
 }
 
 /**
@@ -124,7 +120,7 @@ function identityHeaders (record: TokenRecord): Record<string, string> {
     'x-auth-request-client-id': record.clientId,
     'x-auth-request-token-id': record.id
   }
-  if (record.expiresAt !== null) headers['tessera-token-expiration'] = expirationHeader(record.expiresAt)
+  if (record.expiresAt !== null) headers[EXPIRATION_HEADER] = expirationHeader(record.expiresAt)
   return headers
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { EXPIRATION_HEADER, expirationHeader } from '../../http/expiration.js'
 import { oauthErrors } from '../../../schemas/common.js'
 import { JSON_TYPE } from '../../http/principal.js'
 import type { TokenRecord } from '../../services/token-resolver.js'
@@ -21,6 +22,7 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const record = await fastify.requireBearer(request, 'token_info')
+    if (record.expiresAt !== null) reply.header(EXPIRATION_HEADER, expirationHeader(record.expiresAt))
     const expiresIn = record.expiresAt === null ? null : Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000))
     // The answer's bytes are kept in the (cached) record, made again only when `expires_in` has
     // moved on. Content-Type set on a string: Fastify sends it as it is.

@@ -9,7 +9,7 @@ import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { AccessToken } from '../../../src/entities/access-token.js'
-import { expirationHeader } from '../../../src/routes/gateway/verify.js'
+import { expirationHeader } from '../../../src/http/expiration.js'
 import { generateToken } from '../../../src/services/token-format.js'
 import { bearer, buildWith, freePort, seedToken, seedUser } from '../../helper.js'
 
