@@ -89,6 +89,9 @@ export const EnvSchema = Type.Object({
   // JSON). Empty: POST /api/v1/secret-scanning/github is not served.
   SECRET_SCANNING_GITHUB_KEYS: Type.String({ default: '', maxLength: 2048 }),
 
+  // Days before a personal token's expiry when token.expiring is emitted (once each), comma-separated.
+  TOKEN_EXPIRY_NOTICE_DAYS: Type.String({ default: '30,7,1', pattern: '^\\s*(\\d{1,4}\\s*(,\\s*\\d{1,4}\\s*)*)?$' }),
+
   // Webhooks: one attempt's deadline, the first retry's delay (then ×4 each, at most an hour),
   // how long after the event deliveries are retried, and how often the outbox is polled.
   WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 60000 }),

@@ -18,7 +18,7 @@ export default fp<{ config: Config }>(async function services (fastify, options)
   // How long a verification takes, before the first unknown username or client_id must wait as long.
   await services.hasher.calibrate()
   fastify.orm.em.getEventManager().registerSubscriber(new AuditLogSubscriber(fastify.log))
-  const { listener, sharedCounters, budgets, fleet, webhooks } = services
+  const { listener, sharedCounters, budgets, fleet, webhooks, expiryNotices } = services
   if (sharedCounters !== null) {
     // Resolves once connected, or after the first failed attempt: the limits count locally meanwhile.
     await sharedCounters.start()
@@ -31,8 +31,14 @@ export default fp<{ config: Config }>(async function services (fastify, options)
     })
   }
   // Every replica delivers; SKIP LOCKED keeps them off each other's deliveries.
-  fastify.addHook('onReady', async () => { webhooks.start() })
-  fastify.addHook('onClose', async () => { await webhooks.stop() })
+  fastify.addHook('onReady', async () => {
+    webhooks.start()
+    expiryNotices.start()
+  })
+  fastify.addHook('onClose', async () => {
+    await expiryNotices.stop()
+    await webhooks.stop()
+  })
   if (listener !== null) {
     // Resolves once listening, or after the first failed attempt (it keeps retrying on its own).
     await listener.start()

@@ -21,7 +21,9 @@ export const AccessTokenSchema = defineEntity({
     revokedAt: p.datetime().nullable(),
     lastUsedAt: p.datetime().nullable(),
     lastUsedIp: p.string().length(45).nullable(),
-    rotatedFrom: p.uuid().nullable()
+    rotatedFrom: p.uuid().nullable(),
+    // The smallest TOKEN_EXPIRY_NOTICE_DAYS threshold already announced (0: the expiry itself).
+    expiryNoticeDays: p.integer().nullable()
   }
 })
 

@@ -7,6 +7,7 @@ import { BudgetSync } from './budget.js'
 import { CacheFreshness } from './cache-freshness.js'
 import { ClientAuthenticator } from './client-auth.js'
 import { Counters } from './counters.js'
+import { ExpiryNotices, parseNoticeDays } from './expiry-notices.js'
 import { FleetView } from './fleet.js'
 import { CacheInvalidation, INVALIDATION_CHANNEL, InvalidationListener } from './invalidation.js'
 import { PasswordHasher } from './passwords.js'
@@ -50,6 +51,8 @@ export interface Services {
   webhookSecrets: Sealer
   /** Delivers the outbox to the webhook endpoints (started by the server, not by the CLI). */
   webhooks: WebhookDispatcher
+  /** token.expiring / token.expired, once each (started by the server). */
+  expiryNotices: ExpiryNotices
 }
 
 /** The logging the services do on their own (a pino logger fits). */
@@ -157,5 +160,6 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     intervalMs: config.WEBHOOK_POLL_INTERVAL_MS,
     log
   })
-  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets, fleet, webhookSecrets, webhooks }
+  const expiryNotices = new ExpiryNotices({ fork: () => orm.em.fork(), days: parseNoticeDays(config.TOKEN_EXPIRY_NOTICE_DAYS), log })
+  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets, fleet, webhookSecrets, webhooks, expiryNotices }
 }
