@@ -30,6 +30,7 @@ await seedUser(app, 'target', { password: PASSWORD })
 const targetToken = await seedToken(app, 'target', { scopes: ['read:tokens'] })
 const client = await seedApplication(app, ['introspect', 'read:repository'])
 const managed = await seedApplication(app, ['read:repository'])
+const hook = (await app.inject({ method: 'POST', url: '/api/v1/admin/webhooks', headers: { authorization: bearer(admin.token) }, payload: { url: 'https://hooks.example.test/tessera' } })).json() as { id: string }
 
 // ---------------------------------------------------------------------------------------------
 // The routes, from the OpenAPI document
@@ -113,6 +114,7 @@ t.test('the OpenAPI document lists the routes this file walks', async (t) => {
 function defaultParam (path: string, name: string): string {
   if (name === 'username') return path.startsWith('/api/v1/users/') ? 'root' : 'target'
   if (name === 'token') return path.startsWith('/api/v1/users/') ? admin.id : targetToken.id
+  if (name === 'id' && path.startsWith('/api/v1/admin/webhooks/')) return hook.id
   if (name === 'id') return path.startsWith('/api/v1/admin/applications/') ? managed.id : admin.id
   throw new Error(`no default for path parameter ${name} of ${path}`)
 }
@@ -158,6 +160,9 @@ function baseBody (operation: Operation, field: string, authenticated: boolean):
       return { name: unique('app'), scopes: ['read:repository'], redirect_uris: ['https://app.example.test/callback'], introspection_audiences: ['api'], introspection_scopes: ['read:repository'], token_format: 'opaque' }
     case 'POST /api/v1/tokens/{id}/rotate':
       return { grace_period: 0 }
+    case 'POST /api/v1/admin/webhooks':
+    case 'PATCH /api/v1/admin/webhooks/{id}':
+      return { url: 'https://hooks.example.test/tessera', events: ['token.revoked'], description: unique('hook'), enabled: true }
     case 'POST /api/v1/session':
       return { username: 'root', password: PASSWORD }
     case 'POST /oauth/introspect':
