@@ -92,6 +92,11 @@ export const EnvSchema = Type.Object({
   // Days before a personal token's expiry when token.expiring is emitted (once each), comma-separated.
   TOKEN_EXPIRY_NOTICE_DAYS: Type.String({ default: '30,7,1', pattern: '^\\s*(\\d{1,4}\\s*(,\\s*\\d{1,4}\\s*)*)?$' }),
 
+  // Mail to token owners (expiry notices, leaks): an smtp:// or smtps:// URL; empty: no mail.
+  SMTP_URL: Type.String({ default: '', pattern: '^(smtps?://.+)?$' }),
+  // The From address (empty: tessera@ and PUBLIC_URL's host name).
+  SMTP_FROM: Type.String({ default: '', maxLength: 200 }),
+
   // Webhooks: one attempt's deadline, the first retry's delay (then ×4 each, at most an hour),
   // how long after the event deliveries are retried, and how often the outbox is polled.
   WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 60000 }),

@@ -38,6 +38,7 @@ export default fp<{ config: Config }>(async function services (fastify, options)
   fastify.addHook('onClose', async () => {
     await expiryNotices.stop()
     await webhooks.stop()
+    services.mailer?.close()
   })
   if (listener !== null) {
     // Resolves once listening, or after the first failed attempt (it keeps retrying on its own).

@@ -8,6 +8,7 @@ import { CacheFreshness } from './cache-freshness.js'
 import { ClientAuthenticator } from './client-auth.js'
 import { Counters } from './counters.js'
 import { ExpiryNotices, parseNoticeDays } from './expiry-notices.js'
+import { Mailer } from './mail.js'
 import { FleetView } from './fleet.js'
 import { CacheInvalidation, INVALIDATION_CHANNEL, InvalidationListener } from './invalidation.js'
 import { PasswordHasher } from './passwords.js'
@@ -53,6 +54,8 @@ export interface Services {
   webhooks: WebhookDispatcher
   /** token.expiring / token.expired, once each (started by the server). */
   expiryNotices: ExpiryNotices
+  /** Mail to token owners; null without SMTP_URL. */
+  mailer: Mailer | null
 }
 
 /** The logging the services do on their own (a pino logger fits). */
@@ -160,6 +163,14 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     intervalMs: config.WEBHOOK_POLL_INTERVAL_MS,
     log
   })
-  const expiryNotices = new ExpiryNotices({ fork: () => orm.em.fork(), days: parseNoticeDays(config.TOKEN_EXPIRY_NOTICE_DAYS), log })
-  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets, fleet, webhookSecrets, webhooks, expiryNotices }
+  const mailer = config.SMTP_URL === ''
+    ? null
+    : new Mailer({ url: config.SMTP_URL, from: config.SMTP_FROM !== '' ? config.SMTP_FROM : `tessera@${new URL(config.publicUrl).hostname}`, tokensPage: `${config.publicUrl}/settings/tokens` })
+  const expiryNotices = new ExpiryNotices({
+    fork: () => orm.em.fork(),
+    days: parseNoticeDays(config.TOKEN_EXPIRY_NOTICE_DAYS),
+    ...(mailer === null ? {} : { notify: async (notices) => { await mailer.expiryNotices(notices) } }),
+    log
+  })
+  return { config, orm, hasher, digester, cache, resolver, clients, issuer, keys, counters, freshness, invalidation, listener, store, sharedCounters, budgets, fleet, webhookSecrets, webhooks, expiryNotices, mailer }
 }

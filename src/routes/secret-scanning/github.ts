@@ -76,6 +76,7 @@ const githubSecretScanning: FastifyPluginAsyncTypebox = async function (fastify)
     const em = fastify.orm.em.fork()
     const labels = new Map<string, 'true_positive' | 'false_positive'>()
     const revoked: string[] = []
+    const mails: Array<{ to: string, owner: string, token: string, url: string, revoked: boolean }> = []
     for (const report of request.body) {
       if (labels.has(report.token)) continue
       // Another deployment's prefix, a typo, a random match: no lookup.
@@ -85,18 +86,27 @@ const githubSecretScanning: FastifyPluginAsyncTypebox = async function (fastify)
       }
       const digest = services.digester.digest(report.token)
       const leaked = await em.transactional(async (tx) => {
-        const token = await tx.findOne(AccessToken, { digest })
+        const token = await tx.findOne(AccessToken, { digest }, { populate: ['user'] })
         if (token === null) return null
         const live = token.expiresAt == null || token.expiresAt > new Date()
         const revokedNow = live && revokeToken(tx, token, actor, 'leaked: reported by GitHub secret scanning')
         recordAudit(tx, actor, 'token.leaked', { type: 'token', id: token.id, label: token.name }, { url: report.url, source: report.source, type: report.type, revoked: revokedNow })
-        return { id: token.id, revokedNow }
+        const owner = token.user === null || token.user === undefined ? null : { username: token.user.username, email: token.user.email ?? null }
+        return { id: token.id, name: token.name, revokedNow, owner }
       })
       labels.set(report.token, leaked === null ? 'false_positive' : 'true_positive')
       if (leaked?.revokedNow === true) revoked.push(leaked.id)
+      if (leaked?.owner?.email != null) mails.push({ to: leaked.owner.email, owner: leaked.owner.username, token: leaked.name, url: report.url, revoked: leaked.revokedNow })
     }
     // Inactive on every replica before GitHub hears back.
     if (revoked.length > 0) await services.invalidation.tokens(revoked)
+    // The owner hears of it by mail too (SMTP_URL), after GitHub has its answer and best effort:
+    // the token.leaked event is the record.
+    const mailer = services.mailer
+    if (mailer !== null && mails.length > 0) {
+      const sending = Promise.all(mails.map(async (mail) => { await mailer.leaked(mail.to, mail.owner, mail.token, mail.url, mail.revoked) }))
+      sending.catch((error: unknown) => { request.log.warn({ err: error }, 'could not mail the owner of a leaked token') })
+    }
     request.log.warn({ reported: request.body.length, leaked: [...labels.values()].filter((label) => label === 'true_positive').length, revoked: revoked.length }, 'secret-scanning report from GitHub')
     return request.body.map((report) => ({ token_hash: hash('sha256', report.token, 'hex'), token_type: report.type, label: labels.get(report.token)! }))
   })
