@@ -31,5 +31,6 @@ export const TokenPolicy = Type.Object({
   rotation_max_grace: Type.Integer({ description: 'Longest grace period a rotation may give the old token, seconds' }),
   last_used_precision: Type.Integer({ description: 'Seconds: last_used is written in batches this far apart, so it is approximate to that' }),
   internal_application: Type.Boolean({ description: 'Whether the first-party application that owns personal tokens exists (false: creation answers 503 until an operator runs `tessera ensure-internal-app`)' }),
-  password_sign_in: Type.Boolean({ description: 'Whether people may sign in (and create tokens) with a password (BASIC_AUTH_ENABLED)' })
+  password_sign_in: Type.Boolean({ description: 'Whether people may sign in (and create tokens) with a password (BASIC_AUTH_ENABLED)' }),
+  expiry_notice_days: Type.Array(Type.Integer(), { description: 'Days before a personal token\'s expiry when its owner is told (TOKEN_EXPIRY_NOTICE_DAYS), largest first' })
 }, { title: 'TokenPolicy' })

@@ -302,12 +302,25 @@ function renderToken (token) {
   return item
 }
 
+/**
+ * Within this many days of its end a live token's expiry stands out: a week, or the largest
+ * notice the server sends (TOKEN_EXPIRY_NOTICE_DAYS) when that is shorter.
+ */
+function warningDays () {
+  const notices = state.policy?.expiry_notice_days ?? []
+  return notices.length === 0 ? 7 : Math.min(7, Math.max(...notices))
+}
+
 function expiryText (token) {
   if (token.expires_at === null) return document.createTextNode('Never')
   const expires = new Date(token.expires_at)
   const when = `${absolute.format(expires)}`
-  const text = expires.getTime() <= Date.now() ? `Expired ${relativeTime(expires)} (${when})` : `Expires ${relativeTime(expires)} (${when})`
-  return timeElement(token.expires_at, text)
+  if (expires.getTime() <= Date.now()) return timeElement(token.expires_at, `Expired ${relativeTime(expires)} (${when})`)
+  const time = timeElement(token.expires_at, `Expires ${relativeTime(expires)} (${when})`)
+  if (token.state !== 'active' || expires.getTime() - Date.now() > warningDays() * 86_400_000) return time
+  const soon = element('strong', { class: 'expiring-soon' })
+  soon.append('⚠ ', time)
+  return soon
 }
 
 function lastUsedText (token) {

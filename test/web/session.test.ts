@@ -382,6 +382,7 @@ t.test('the token policy', async (t) => {
     t.match(policy.scopes, [{ name: 'admin' }, { name: 'introspect' }, { name: 'read:repository' }, { name: 'read:tokens', description: 'Review the owner\'s own tokens' }, { name: 'write:repository' }, { name: 'write:tokens' }])
     t.strictSame(policy.expiry_presets.map((preset: { expires_in: number }) => preset.expires_in), [86400, 604800, 2592000, 7776000, 31536000])
     t.match(policy, { default_lifetime: 7776000, max_lifetime: 31536000, last_used_precision: 60, rotation_max_grace: 86400, internal_application: true, password_sign_in: true })
+    t.strictSame(policy.expiry_notice_days, [30, 7, 1], 'TOKEN_EXPIRY_NOTICE_DAYS, largest first')
   })
 
   t.test('presets stay within the maximum, offer the default and the maximum, and "never" only without a maximum', async (t) => {

@@ -4,6 +4,7 @@ import { problems } from '../../../schemas/common.js'
 import { TokenPolicy } from '../../../schemas/session.js'
 import { CreateTokenBody } from '../../../schemas/tokens.js'
 import { findInternalApplication } from '../../services/applications.js'
+import { parseNoticeDays } from '../../services/expiry-notices.js'
 import { issuePersonalToken, type LifetimeLimits } from '../../services/tokens.js'
 import { serializeCreatedToken } from '../../views.js'
 
@@ -48,6 +49,7 @@ export function expiryPresets (limits: LifetimeLimits): Array<{ label: string, e
 const sessionTokens: FastifyPluginAsyncTypebox = async function (fastify) {
   const { config, services } = fastify
   const limits = services.issuer.limits
+  const noticeDays = parseNoticeDays(config.TOKEN_EXPIRY_NOTICE_DAYS)
 
   fastify.get('/api/v1/token-policy', {
     schema: {
@@ -68,7 +70,8 @@ const sessionTokens: FastifyPluginAsyncTypebox = async function (fastify) {
       rotation_max_grace: config.TOKEN_ROTATION_MAX_GRACE,
       last_used_precision: config.LAST_USED_FLUSH_INTERVAL,
       internal_application: internal !== null,
-      password_sign_in: config.BASIC_AUTH_ENABLED
+      password_sign_in: config.BASIC_AUTH_ENABLED,
+      expiry_notice_days: noticeDays
     }
   })
 
