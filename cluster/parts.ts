@@ -4,27 +4,14 @@
  * server, as deployed), each reaching PostgreSQL through a TCP proxy the test controls, and nginx
  * as the load balancer and `auth_request` gateway, configured from deploy/nginx.conf.
  */
-import { accessSync, constants } from 'node:fs'
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import pg from 'pg'
 import { freePort, startChild, waitUntilReady, type Child } from '../bench/processes.js'
 import { REPO, TESSERA_SERVER } from '../bench/tessera.js'
+import { findProgram, prepareNginx } from '../test/nginx.js'
 import { startProxy, type TcpProxy } from '../test/proxy.js'
-
-/** A program from Debian's packages: on the PATH, or in the sbin folders not every PATH lists. */
-export function findProgram (name: string): string {
-  const candidates = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin']
-  for (const directory of candidates) {
-    const file = join(directory, name)
-    try {
-      accessSync(file, constants.X_OK)
-      return file
-    } catch {}
-  }
-  throw new Error(`${name} is not installed (Debian: apt-get install ${name === 'redis-server' ? 'redis-server' : name}; .ci/run installs nginx)`)
-}
 
 /** A fresh database on the PostgreSQL server of `serverUrl` (…/postgres or …/test), dropped by `drop`. */
 export async function createDatabase (serverUrl: string): Promise<{ url: string, drop: () => Promise<void> }> {
@@ -150,10 +137,6 @@ export class Nginx {
   get gateway (): string { return `http://127.0.0.1:${this.gatewayPort}` }
 
   static async start (replicas: Replica[], applicationPort: number): Promise<Nginx> {
-    const binary = findProgram('nginx')
-    const prefix = await mkdtemp(join(tmpdir(), 'tessera-cluster-nginx-'))
-    // Worker processes run as an unprivileged user when nginx is started by root.
-    await chmod(prefix, 0o755)
     const [balancerPort, gatewayPort] = [await freePort(), await freePort()]
     let site = await readFile(join(REPO, 'deploy', 'nginx.conf'), 'utf8')
     site = replaceOnce(site, 'resolver 127.0.0.11 valid=5s ipv6=off;', '')
@@ -163,21 +146,8 @@ export class Nginx {
     site = replaceOnce(site, 'listen 8080;', `listen 127.0.0.1:${balancerPort};`)
     site = replaceOnce(site, 'listen 8081;', `listen 127.0.0.1:${gatewayPort};`)
     site = replaceOnce(site, 'proxy_pass http://app:5678;', `proxy_pass http://127.0.0.1:${applicationPort};`)
-    await writeFile(join(prefix, 'nginx.conf'), `worker_processes 1;
-error_log ${prefix}/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path ${prefix}/client_body;
-    proxy_temp_path ${prefix}/proxy;
-    fastcgi_temp_path ${prefix}/fastcgi;
-    uwsgi_temp_path ${prefix}/uwsgi;
-    scgi_temp_path ${prefix}/scgi;
-
-${site}
-}
-`)
-    const child = startChild(binary, ['-p', `${prefix}/`, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'error.log'), '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`], { env: { PATH: process.env.PATH ?? '' }, cwd: prefix })
+    const { prefix, binary, args } = await prepareNginx(site, 1024)
+    const child = startChild(binary, args, { env: { PATH: process.env.PATH ?? '' }, cwd: prefix })
     const nginx = new Nginx(balancerPort, gatewayPort, prefix, child)
     await waitUntilReady(child, `${nginx.balancer}/livez`)
     return nginx

@@ -1,17 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { accessSync, constants } from 'node:fs'
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import http, { type IncomingHttpHeaders } from 'node:http'
 import net, { type AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { AccessToken } from '../../../src/entities/access-token.js'
 import { expirationHeader } from '../../../src/http/expiration.js'
 import { generateToken } from '../../../src/services/token-format.js'
 import { bearer, buildWith, freePort, seedToken, seedUser } from '../../helper.js'
+import { prepareNginx } from '../../nginx.js'
 
 /**
  * The nginx configuration of docs/gateways.md, run by a real nginx in front of a real Tessera
@@ -25,20 +24,6 @@ interface Echoed {
   url: string
   headers: IncomingHttpHeaders
   body: string
-}
-
-/** The nginx binary: on the PATH, or where Debian puts it (/usr/sbin is not on every PATH). */
-function findNginx (): string {
-  const candidates = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin']
-  for (const directory of candidates) {
-    const file = join(directory, 'nginx')
-    try {
-      accessSync(file, constants.X_OK)
-      return file
-    } catch {}
-  }
-  // Fail, never skip: CI installs nginx (.ci/run), so a missing binary is a broken machine.
-  throw new Error('nginx is not installed: apt-get install nginx (.ci/run does it in CI)')
 }
 
 /** Replaces `from` by `to` in `text`, insisting it occurs exactly once (the document must not drift unnoticed). */
@@ -82,36 +67,13 @@ t.teardown(async () => {
 })
 
 // nginx, with its own prefix in a fresh directory: configuration, pid, logs and temp files all inside.
-const nginxBinary = findNginx()
-const prefix = await mkdtemp(join(tmpdir(), 'tessera-nginx-'))
-// Worker processes run as an unprivileged user when nginx is started by root.
-await chmod(prefix, 0o755)
 const nginxPort = await freePort()
 let site = await documentedConfiguration()
 site = replaceOnce(site, 'server 127.0.0.1:3000;', `server 127.0.0.1:${tesseraPort};`)
 site = replaceOnce(site, 'server 127.0.0.1:8080;', `server 127.0.0.1:${upstreamPort};`)
 site = replaceOnce(site, 'listen 80;', `listen 127.0.0.1:${nginxPort};`)
-await writeFile(join(prefix, 'nginx.conf'), `worker_processes 1;
-error_log ${prefix}/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path ${prefix}/client_body;
-    proxy_temp_path ${prefix}/proxy;
-    fastcgi_temp_path ${prefix}/fastcgi;
-    uwsgi_temp_path ${prefix}/uwsgi;
-    scgi_temp_path ${prefix}/scgi;
-
-${site}
-}
-`)
-
-const nginx: ChildProcess = spawn(nginxBinary, [
-  '-p', `${prefix}/`,
-  '-c', join(prefix, 'nginx.conf'),
-  '-e', join(prefix, 'error.log'),
-  '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`
-], { stdio: ['ignore', 'ignore', 'pipe'] })
+const { prefix, binary, args } = await prepareNginx(site)
+const nginx: ChildProcess = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] })
 let nginxStderr = ''
 nginx.stderr?.on('data', (chunk: Buffer) => { nginxStderr += chunk.toString('utf8') })
 const nginxExited = once(nginx, 'exit')
