@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
+import { WebhookEndpoint } from '../../src/entities/webhook.js'
 import { basic, bearer, build, form, PROBLEM_JSON, seedApplication, seedToken, seedUser } from '../helper.js'
 import { PASSWORD, signIn } from '../web/helper.js'
 
@@ -281,6 +282,14 @@ async function targetApplication (): Promise<string> {
   return (await seedApplication(app, ['introspect'])).id
 }
 
+/** A webhook endpoint for an admin route to act on (registered directly, as an admin would). */
+async function targetWebhook (): Promise<string> {
+  const em = app.orm.em.fork()
+  const endpoint = em.create(WebhookEndpoint, { url: `https://hooks.example.test/${unique('hook')}`, description: null, events: [], enabled: true, secret: 'plain:whsec_c2VjcmV0' })
+  await em.flush()
+  return endpoint.id
+}
+
 const newToken = (): Record<string, unknown> => ({ name: unique('new'), scopes: ['read:tokens'] })
 
 const REQUESTS: Record<string, (caller: Caller) => Promise<InjectOptions>> = {
@@ -324,6 +333,12 @@ const REQUESTS: Record<string, (caller: Caller) => Promise<InjectOptions>> = {
   'DELETE /api/v1/admin/applications/{id}': async (c) => request(c, 'DELETE', `/api/v1/admin/applications/${await targetApplication()}`),
   'POST /api/v1/admin/applications/{id}/secret': async (c) => request(c, 'POST', `/api/v1/admin/applications/${await targetApplication()}/secret`),
   'GET /api/v1/admin/audit': async (c) => request(c, 'GET', '/api/v1/admin/audit'),
+  'POST /api/v1/admin/webhooks': async (c) => request(c, 'POST', '/api/v1/admin/webhooks', { json: { url: 'https://hooks.example.test/new' } }),
+  'GET /api/v1/admin/webhooks': async (c) => request(c, 'GET', '/api/v1/admin/webhooks'),
+  'GET /api/v1/admin/webhooks/{id}': async (c) => request(c, 'GET', `/api/v1/admin/webhooks/${await targetWebhook()}`),
+  'PATCH /api/v1/admin/webhooks/{id}': async (c) => request(c, 'PATCH', `/api/v1/admin/webhooks/${await targetWebhook()}`, { json: { enabled: false } }),
+  'DELETE /api/v1/admin/webhooks/{id}': async (c) => request(c, 'DELETE', `/api/v1/admin/webhooks/${await targetWebhook()}`),
+  'GET /api/v1/admin/webhooks/{id}/deliveries': async (c) => request(c, 'GET', `/api/v1/admin/webhooks/${await targetWebhook()}/deliveries`),
 
   'GET /api/v1/session': async (c) => request(c, 'GET', '/api/v1/session'),
   'GET /healthz': async (c) => request(c, 'GET', '/healthz'),
