@@ -108,8 +108,9 @@ export class WebhookDispatcher {
     const leaseSeconds = Math.ceil(this.#options.timeoutMs / 1000) + 5
     const claimed = await this.#execute<Claimed>(`
       with due as (
-        select id from webhook_deliveries where status = 'pending' and next_attempt_at <= now()
-        order by next_attempt_at limit ${BATCH} for update skip locked
+        select d.id from webhook_deliveries d join webhook_endpoints e on e.id = d.endpoint_id
+        where d.status = 'pending' and d.next_attempt_at <= now() and e.enabled
+        order by d.next_attempt_at limit ${BATCH} for update of d skip locked
       ), leased as (
         update webhook_deliveries d set attempts = d.attempts + 1, last_attempt_at = now(),
           next_attempt_at = now() + make_interval(secs => ?)

@@ -250,6 +250,27 @@ t.test('an endpoint gets only the event types it asked for; a disabled one gets 
   t.equal(disabled.received.length, 0)
 })
 
+t.test('disabling an endpoint stops its attempts; enabling it again resumes them', async (t) => {
+  const { app, admin } = await setUp(t)
+  const receiver = await newReceiver(t)
+  receiver.behave = () => 500
+  const endpoint = await register(app, admin, { url: receiver.url, events: ['token.created'] })
+  await seedUser(app, 'hank')
+  await seedToken(app, 'hank', { name: 'paused' })
+  t.ok(await eventually(() => receiver.received.length >= 2), 'attempted and failing')
+  t.equal((await app.inject({ method: 'PATCH', url: `/api/v1/admin/webhooks/${endpoint.id}`, headers: { authorization: admin }, payload: { enabled: false } })).statusCode, 200)
+  await new Promise((resolve) => setTimeout(resolve, 100)) // an attempt already under way may finish
+  const attempts = receiver.received.length
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.equal(receiver.received.length, attempts, 'no attempt while disabled')
+  receiver.behave = () => 200
+  t.equal((await app.inject({ method: 'PATCH', url: `/api/v1/admin/webhooks/${endpoint.id}`, headers: { authorization: admin }, payload: { enabled: true } })).statusCode, 200)
+  t.ok(await eventually(async () => {
+    const log = (await app.inject({ method: 'GET', url: `/api/v1/admin/webhooks/${endpoint.id}/deliveries`, headers: { authorization: admin } })).json()
+    return log[0]?.status === 'succeeded'
+  }), 'delivered once enabled again')
+})
+
 // Two dispatchers on one database deliver each event once between them (SKIP LOCKED): on a
 // server, two app instances with pools of their own; on the embedded database (one process, one
 // connection) a second dispatcher beside the app's own.
