@@ -102,7 +102,9 @@ export const EnvSchema = Type.Object({
   WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 60000 }),
   WEBHOOK_RETRY_BASE_MS: Type.Integer({ default: 5000, minimum: 10, maximum: 3600000 }),
   WEBHOOK_RETRY_PERIOD: Type.Integer({ default: 86400, minimum: 1, maximum: 2592000 }),
-  WEBHOOK_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 60000 })
+  WEBHOOK_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 60000 }),
+  // Days an event and its delivery log are kept once nothing is pending for it (0: forever).
+  EVENT_RETENTION: Type.Integer({ default: 30, minimum: 0, maximum: 3650 })
 })
 
 export type Env = Static<typeof EnvSchema>

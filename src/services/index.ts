@@ -161,6 +161,7 @@ export function createServices (config: Config, orm: MikroORM, log: ServiceLog =
     retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
     retryPeriodMs: config.WEBHOOK_RETRY_PERIOD * 1000,
     intervalMs: config.WEBHOOK_POLL_INTERVAL_MS,
+    retentionDays: config.EVENT_RETENTION,
     log
   })
   const mailer = config.SMTP_URL === ''

@@ -28,6 +28,8 @@ export interface WebhookDispatcherOptions {
   retryPeriodMs: number
   /** How often the outbox is polled (ms). */
   intervalMs?: number
+  /** Days an event and its deliveries are kept once nothing is pending for it (0: forever). */
+  retentionDays?: number
   log: { warn: (object: Record<string, unknown>, message: string) => void }
 }
 
@@ -46,6 +48,8 @@ interface Claimed {
 /** Most deliveries one replica takes per poll. */
 const BATCH = 20
 const MAX_DELAY_MS = 3_600_000
+/** How often the retention sweep runs, at most. */
+const SWEEP_INTERVAL_MS = 3_600_000
 const USER_AGENT = 'Tessera-Webhooks'
 
 /**
@@ -59,6 +63,7 @@ const USER_AGENT = 'Tessera-Webhooks'
 export class WebhookDispatcher {
   readonly #options: WebhookDispatcherOptions
   readonly #timer: Repeating
+  #sweptAt = 0
 
   constructor (options: WebhookDispatcherOptions) {
     this.#options = options
@@ -78,11 +83,24 @@ export class WebhookDispatcher {
     try {
       const fannedOut = await this.#fanOut()
       const sent = await this.#deliverDue()
+      if (Date.now() - this.#sweptAt > SWEEP_INTERVAL_MS) await this.sweep()
       return { fannedOut, sent }
     } catch (error) {
       this.#options.log.warn({ err: error }, 'webhook delivery: the poll failed; retrying at the next one')
       return { fannedOut: 0, sent: 0 }
     }
+  }
+
+  /** Deletes the events older than the retention with nothing pending (their deliveries go with them); how many. */
+  async sweep (): Promise<number> {
+    this.#sweptAt = Date.now()
+    const days = this.#options.retentionDays ?? 0
+    if (days === 0) return 0
+    const deleted = await this.#execute<{ id: string }>(`
+      delete from events v where v.created_at < now() - make_interval(days => ?) and v.dispatched_at is not null
+        and not exists (select 1 from webhook_deliveries d where d.event_id = v.id and d.status = 'pending')
+      returning v.id`, [days])
+    return deleted.length
   }
 
   async #execute<T> (sql: string, params: unknown[]): Promise<T[]> {

@@ -271,6 +271,25 @@ t.test('disabling an endpoint stops its attempts; enabling it again resumes them
   }), 'delivered once enabled again')
 })
 
+t.test('EVENT_RETENTION: old events whose deliveries are done are deleted with their log; pending ones are kept', async (t) => {
+  const { app, admin } = await setUp(t, { EVENT_RETENTION: '30' })
+  const receiver = await newReceiver(t)
+  const endpoint = await register(app, admin, { url: receiver.url, events: ['token.created'] })
+  await seedUser(app, 'ivy')
+  await seedToken(app, 'ivy', { name: 'old' })
+  t.ok(await eventually(() => receiver.received.length === 1))
+  receiver.behave = () => 500
+  await seedToken(app, 'ivy', { name: 'stuck' })
+  t.ok(await eventually(() => receiver.received.length >= 2))
+  const rows = async (text: string): Promise<Array<Record<string, unknown>>> => await app.orm.em.fork().getConnection().execute(text, [], 'all') as Array<Record<string, unknown>>
+  await rows('update events set created_at = now() - interval \'31 days\' returning id')
+  const total = (await rows('select count(*)::int as n from events'))[0]!.n as number
+  t.equal(await app.services.webhooks.sweep(), total - 1, 'every old event with nothing pending')
+  t.strictSame((await rows('select data -> \'token\' ->> \'name\' as name from events')).map((row) => row.name), ['stuck'], 'the event still pending for the endpoint stays')
+  const log = (await app.inject({ method: 'GET', url: `/api/v1/admin/webhooks/${endpoint.id}/deliveries`, headers: { authorization: admin } })).json()
+  t.match(log, [{ status: 'pending' }], 'the delivered one left the log with its event')
+})
+
 // Two dispatchers on one database deliver each event once between them (SKIP LOCKED): on a
 // server, two app instances with pools of their own; on the embedded database (one process, one
 // connection) a second dispatcher beside the app's own.
