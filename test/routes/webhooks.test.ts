@@ -15,7 +15,7 @@ import { bearer, buildWith, createTestDatabase, freePort, seedApplication, seedT
 t.setTimeout(240_000)
 
 /** Fast retries and polls: the behaviour under test is the same, in milliseconds. */
-const ENV = { WEBHOOK_POLL_INTERVAL_MS: '20', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_TIMEOUT_MS: '400' }
+const ENV = { WEBHOOK_POLL_INTERVAL_MS: '20', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_TIMEOUT_MS: '3000' }
 
 interface Received { headers: IncomingHttpHeaders, body: string }
 
@@ -37,7 +37,7 @@ class Receiver {
         this.received.push(received)
         const answer = this.behave(received)
         if (answer === 'hang') {
-          setTimeout(() => { response.end() }, 2000).unref()
+          setTimeout(() => { response.end() }, 5000).unref()
           return
         }
         response.statusCode = answer
@@ -201,7 +201,7 @@ t.test('a receiver down for a while: nothing is lost', async (t) => {
 })
 
 t.test('a slow receiver: the attempt times out and is retried', async (t) => {
-  const { app, admin } = await setUp(t)
+  const { app, admin } = await setUp(t, { WEBHOOK_TIMEOUT_MS: '500' })
   const receiver = await newReceiver(t)
   const endpoint = await register(app, admin, { url: receiver.url, events: ['token.created'] })
   let slow = 1
@@ -212,7 +212,9 @@ t.test('a slow receiver: the attempt times out and is retried', async (t) => {
     const log = (await app.inject({ method: 'GET', url: `/api/v1/admin/webhooks/${endpoint.id}/deliveries`, headers: { authorization: admin } })).json()
     return log[0]?.status === 'succeeded'
   }), 'delivered in the end')
-  t.equal(receiver.received.length, 2, 'the first attempt hung past WEBHOOK_TIMEOUT_MS; the second was answered')
+  t.ok(receiver.received.length >= 2, 'the first attempt hung past WEBHOOK_TIMEOUT_MS; a later one was answered')
+  const [log] = (await app.inject({ method: 'GET', url: `/api/v1/admin/webhooks/${endpoint.id}/deliveries`, headers: { authorization: admin } })).json()
+  t.equal(log.attempts, receiver.received.length, 'every attempt is in the log')
   t.equal(new Set(receiver.received.map((item) => item.headers['webhook-id'])).size, 1)
 })
 
@@ -300,7 +302,7 @@ t.test('two dispatchers on one database: each event delivered once', async (t) =
   const { app: a } = await buildWith(t, ENV, { db })
   if (server) await buildWith(t, ENV, { db })
   else {
-    const second = new WebhookDispatcher({ fork: () => a.orm.em.fork(), sealer: a.services.webhookSecrets, timeoutMs: 400, retryBaseMs: 50, retryPeriodMs: 86_400_000, intervalMs: 20, log: a.log })
+    const second = new WebhookDispatcher({ fork: () => a.orm.em.fork(), sealer: a.services.webhookSecrets, timeoutMs: 3000, retryBaseMs: 50, retryPeriodMs: 86_400_000, intervalMs: 20, log: a.log })
     second.start()
     t.teardown(async () => { await second.stop() })
   }
