@@ -174,14 +174,23 @@ export class SharedRateLimitStore {
 
   incr (key: string, callback: Callback, timeWindow: number, max: number): void {
     const shared = this.#shared
-    if (shared === undefined || !shared.available) {
+    if (shared === undefined) {
+      this.#local.incr(key, callback, timeWindow, max)
+      return
+    }
+    if (!shared.available) {
+      shared.countedLocally()
       this.#local.incr(key, callback, timeWindow, max)
       return
     }
     // SharedCounters never rejects: null means Redis could not answer, and this process counts.
     shared.increment(`limit:${key}`, timeWindow).then((count) => {
-      if (count === null) this.#local.incr(key, callback, timeWindow, max)
-      else callback(null, count)
+      if (count !== null) {
+        callback(null, count)
+        return
+      }
+      shared.countedLocally()
+      this.#local.incr(key, callback, timeWindow, max)
     })
   }
 

@@ -140,11 +140,14 @@ export class SharedCounters {
     return this.#state
   }
 
-  /** Whether a call would reach Redis now; when false, callers count locally (and say so through stats). */
+  /** Whether a call would reach Redis now (no side effect: asking is not counting). */
   get available (): boolean {
-    if (this.#state === 'up' && this.#redis.status === 'ready' && Date.now() >= this.#restingUntil) return true
+    return this.#state === 'up' && this.#redis.status === 'ready' && Date.now() >= this.#restingUntil
+  }
+
+  /** A rate-limit count made in this process because Redis could not take it (the metric's source). */
+  countedLocally (): void {
     this.stats.localFallbacks++
-    return false
   }
 
   /** Counts one under `key` in a window of `windowMs`; null when Redis could not answer (count locally). */
@@ -206,9 +209,8 @@ export class SharedCounters {
     }
   }
 
-  /** A command failed or timed out: this call counts locally, and the next ones for a second. */
+  /** A command failed or timed out: Redis is left alone for a second (callers fall back meanwhile). */
   #failed (error: unknown): void {
-    this.stats.localFallbacks++
     this.stats.commandFailures++
     // The connection may look alive while Redis no longer answers: leave it alone for a second.
     this.#restingUntil = Date.now() + 1000
