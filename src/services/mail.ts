@@ -1,4 +1,5 @@
 import nodemailer, { type Transporter } from 'nodemailer'
+import { expirationHeader } from '../http/expiration.js'
 import type { ExpiryNotice } from './expiry-notices.js'
 
 export interface MailerOptions {
@@ -31,7 +32,7 @@ export class Mailer {
   async expiryNotices (notices: ExpiryNotice[]): Promise<void> {
     for (const notice of notices) {
       if (notice.email === null) continue
-      const when = notice.expiresAt.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC')
+      const when = expirationHeader(notice.expiresAt.getTime())
       const subject = notice.days === 0
         ? `Your Tessera token "${notice.tokenName}" has expired`
         : `Your Tessera token "${notice.tokenName}" expires in ${notice.days === 1 ? 'a day' : `${notice.days} days`}`

@@ -48,7 +48,7 @@ export interface TokenRecord {
    * again as a new record, so none of these outlives what it was made from. Set by the routes.
    */
   introspectionJson?: string
-  tokenInfo?: { expiresIn: number | null, json: string }
+  tokenInfo?: { expiresIn: number | null, json: string, expiration: string | null }
   gatewayIdentity?: { granted: Set<string>, headers: Record<string, string> }
 }
 

@@ -22,13 +22,17 @@ const tokenInfo: FastifyPluginAsyncTypebox = async function (fastify) {
   }, async function (request, reply) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const record = await fastify.requireBearer(request, 'token_info')
-    if (record.expiresAt !== null) reply.header(EXPIRATION_HEADER, expirationHeader(record.expiresAt))
     const expiresIn = record.expiresAt === null ? null : Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000))
     // The answer's bytes are kept in the (cached) record, made again only when `expires_in` has
     // moved on. Content-Type set on a string: Fastify sends it as it is.
     if (record.tokenInfo?.expiresIn !== expiresIn) {
-      record.tokenInfo = { expiresIn, json: reply.serializeInput(tokenInfoOf(record, expiresIn), '200') as string }
+      record.tokenInfo = {
+        expiresIn,
+        json: reply.serializeInput(tokenInfoOf(record, expiresIn), '200') as string,
+        expiration: record.expiresAt === null ? null : expirationHeader(record.expiresAt)
+      }
     }
+    if (record.tokenInfo.expiration !== null) reply.header(EXPIRATION_HEADER, record.tokenInfo.expiration)
     reply.type(JSON_TYPE)
     return record.tokenInfo.json
   })
