@@ -164,6 +164,8 @@ t.test('the new token works', async (t) => {
 t.test('after a reload the token is gone for good', async (t) => {
   await page.reload()
   await page.locator('#signed-in').waitFor({ state: 'visible' })
+  // The list is fetched after the page shows the session: wait for it, or the checks below race it.
+  await card('ci-deploy').waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {})
   t.equal(await page.locator('#fresh').isVisible(), false)
   t.notOk((await page.content()).includes(created), 'the plaintext is nowhere in the page')
   t.ok(await card('ci-deploy').isVisible(), 'the token is listed, by name')
